@@ -1,0 +1,170 @@
+"""The whole configuration: one YAML file, validated by pydantic models.
+
+`load()` reads the file, expands `${VAR}` in string values, validates, and either returns
+a `Config` or raises `ConfigError` listing every problem as `file: key.path: what was
+expected`. Unknown keys are errors everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from agent.configtypes import Duration, Model
+from agent.metrics_config import MetricConfig
+from agent.notify.config import AlertingConfig
+from agent.server_config import ServerConfig
+from agent.sources.config import CheckpointConfig, SourceConfig
+
+
+class Config(Model):
+    sources: list[SourceConfig] = Field(min_length=1)
+    state_dir: str = "/var/lib/chatwatch"
+    """Checkpoints and alert state live here (one writable volume in a read-only pod)."""
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    server: ServerConfig = ServerConfig()
+    metrics: list[MetricConfig] = []
+    rule_files: list[str] = []
+    evaluation_interval: Duration = 1.0
+    alerting: AlertingConfig = AlertingConfig()
+
+    # Where the file was read from; rule_files globs are relative to its folder.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for i, src in enumerate(self.sources):
+            if src.name in seen:
+                raise ValueError(f"sources[{i}].name: {src.name!r} is used by another source")
+            seen.add(src.name)
+        if sum(1 for s in self.sources if s.stdin) > 1:
+            raise ValueError("only one source can read stdin")
+        metric_names: set[str] = set()
+        for i, m in enumerate(self.metrics):
+            if m.name in metric_names:
+                raise ValueError(f"metrics[{i}].name: {m.name!r} is defined twice")
+            metric_names.add(m.name)
+        return self
+
+    @property
+    def checkpoint_path(self) -> Path:
+        if self.checkpoint.path:
+            return self.resolve(self.checkpoint.path)
+        return self.resolve(self.state_dir) / "checkpoints.json"
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(path)
+        return p if p.is_absolute() else self.base_dir / p
+
+
+class ConfigError(Exception):
+    """A config the user must fix. `problems` are complete sentences naming file and key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+_ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, env: Mapping[str, str], where: str = "") -> Any:
+    """Expand `${VAR}` and `${VAR:-default}` in every string; `$$` is a literal `$`.
+
+    Expansion happens on parsed values, never on the YAML text, so a variable's value
+    cannot change the structure of the document.
+    """
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(0) == "$$":
+                return "$"
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError([f"{where or '(root)'}: environment variable {name} is not set"])
+
+        return _ENV_RE.sub(sub, value) if "$" in value else value
+    if isinstance(value, list):
+        return [expand_env(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: expand_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    return value
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """`('sources', 1, 'paths', 0)` -> `sources[1].paths[0]`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not out:
+            out = str(part)
+        else:
+            out += f".{part}"
+    return out or "(root)"
+
+
+def _friendly(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", ""))
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling and where it is nested)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        return msg.replace("Input should be", "expected one of")
+    return msg.removeprefix("Value error, ")
+
+
+def validation_problems(file: str, exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p and p.endswith("]")))
+        problems.append(f"{file}: {format_loc(loc)}: {_friendly(err)}")
+    return problems
+
+
+def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file, or raise ConfigError naming every problem."""
+    file = str(path)
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read: {exc.strerror}"]) from None
+    return loads(text, file, env)
+
+
+def loads(text: str, file: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{file}: {where}not valid YAML: {problem}"]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{file}: (root): expected a mapping of keys such as sources:, metrics:"])
+    try:
+        raw = expand_env(raw, os.environ if env is None else env)
+    except ConfigError as exc:
+        raise ConfigError([f"{file}: {p}" for p in exc.problems]) from None
+    raw.pop("base_dir", None)
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(file, exc)) from None
+    cfg.base_dir = Path(file).resolve().parent if file != "<config>" else Path.cwd()
+    return cfg

@@ -1,0 +1,1 @@
+"""Notifications: routing, grouping and one folder per receiver integration."""

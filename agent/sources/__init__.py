@@ -1,0 +1,1 @@
+"""Sources: where lines come from (files by glob, stdin)."""
