@@ -312,12 +312,18 @@ def _ssl_context(cfg: ServerConfig, base_dir: Path | None) -> ssl.SSLContext | N
         return None
     cert = _resolve(cfg.tls.cert_file, base_dir)
     key = _resolve(cfg.tls.key_file, base_dir)
+    for key_name, path in (("cert_file", cert), ("key_file", key)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ServerError(
+                f"server.tls.{key_name}: cannot read {path}: {exc.strerror}"
+            ) from None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(certfile=cert, keyfile=key)
-    except FileNotFoundError as exc:
-        raise ServerError(f"server.tls: cannot read {exc.filename}: {exc.strerror}") from None
     except (OSError, ssl.SSLError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
         raise ServerError(

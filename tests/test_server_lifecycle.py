@@ -1,0 +1,156 @@
+"""Starting and stopping the server inside the agent's loop: TLS, bind errors, signals,
+cancellation with clients still connected."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from agent.server import Server, ServerError, serve
+from agent.server_config import ServerConfig
+from tests.server_support import Handlers, running
+
+
+def tls_files(tmp_path: Path) -> tuple[trustme.CA, Path, Path]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file = tmp_path / "server.crt", tmp_path / "server.key"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    # The chain file holds the key too; give the cert chain alone as cert_file.
+    cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    return ca, cert_file, key_file
+
+
+async def test_tls_serves_https_verified_by_the_ca(tmp_path: Path) -> None:
+    ca, cert_file, key_file = tls_files(tmp_path)
+    cfg = ServerConfig.model_validate(
+        {"listen": "127.0.0.1:0", "tls": {"cert_file": str(cert_file), "key_file": str(key_file)}}
+    )
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    handlers = Handlers()
+    async with running(handlers, cfg) as server:
+        assert server.url.startswith("https://127.0.0.1:")
+        async with httpx.AsyncClient(base_url=server.url, verify=client_ctx) as client:
+            r = await client.get("/metrics")
+        async with httpx.AsyncClient(verify=client_ctx) as plain:
+            with pytest.raises(httpx.HTTPError):
+                await plain.get(f"http://127.0.0.1:{server.port}/metrics")
+        untrusted = ssl.create_default_context()  # system CAs only: must refuse our cert
+        async with httpx.AsyncClient(base_url=server.url, verify=untrusted) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.get("/metrics")
+    assert r.status_code == 200
+    assert "chatwatch_lines_read_total" in r.text
+
+
+async def test_tls_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
+    ca, _, _ = tls_files(tmp_path)
+    cfg = ServerConfig.model_validate(
+        {"listen": "127.0.0.1:0", "tls": {"cert_file": "server.crt", "key_file": "server.key"}}
+    )
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    async with (
+        running(Handlers(), cfg, base_dir=tmp_path) as server,
+        httpx.AsyncClient(base_url=server.url, verify=client_ctx) as client,
+    ):
+        r = await client.get("/-/healthy")
+    assert r.status_code == 200
+
+
+async def test_tls_with_missing_or_bad_files_is_a_clear_error(tmp_path: Path) -> None:
+    missing = ServerConfig.model_validate(
+        {"listen": "127.0.0.1:0", "tls": {"cert_file": str(tmp_path / "no.crt"), "key_file": "x"}}
+    )
+    with pytest.raises(
+        ServerError, match=r"server\.tls\.cert_file: cannot read .*no\.crt: No such file"
+    ):
+        await Server(missing, Handlers()).run(asyncio.Event())
+
+    (tmp_path / "garbage.crt").write_text("not a certificate\n")
+    (tmp_path / "garbage.key").write_text("not a key\n")
+    garbage = ServerConfig.model_validate(
+        {
+            "listen": "127.0.0.1:0",
+            "tls": {"cert_file": "garbage.crt", "key_file": "garbage.key"},
+        }
+    )
+    with pytest.raises(ServerError, match=r"server\.tls: .*garbage\.crt.*not a usable"):
+        await Server(garbage, Handlers(), base_dir=tmp_path).run(asyncio.Event())
+
+
+async def test_port_in_use_is_a_server_error_not_an_exit() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        cfg = ServerConfig(listen=f"127.0.0.1:{port}")
+        started = asyncio.Event()
+        with pytest.raises(ServerError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await serve(cfg, Handlers(), started)
+        assert not started.is_set()
+
+
+async def test_serve_sets_started_once_listening_and_stops_on_cancel() -> None:
+    # serve() with a fixed port, as agent.app calls it.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = asyncio.Event()
+    task = asyncio.create_task(serve(ServerConfig(listen=f"127.0.0.1:{port}"), Handlers(), started))
+    await asyncio.wait_for(started.wait(), timeout=20)
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"http://127.0.0.1:{port}/-/healthy")
+    assert r.status_code == 200
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=20)
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://127.0.0.1:{port}/-/healthy")
+
+
+async def test_no_signal_handlers_are_installed() -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    async with running(Handlers()) as server, httpx.AsyncClient(base_url=server.url) as client:
+        during = {sig: signal.getsignal(sig) for sig in before}
+        assert (await client.get("/-/healthy")).status_code == 200
+    after = {sig: signal.getsignal(sig) for sig in before}
+    assert during == before
+    assert after == before
+
+
+async def test_cancel_with_idle_keepalive_and_half_sent_request_stops_fast() -> None:
+    server = Server(ServerConfig(listen="127.0.0.1:0"), Handlers())
+    started = asyncio.Event()
+    task = asyncio.create_task(server.run(started))
+    await asyncio.wait_for(started.wait(), timeout=20)
+    port = server.port
+    client = httpx.AsyncClient(base_url=server.url)
+    assert (await client.get("/metrics")).status_code == 200  # keep-alive connection stays open
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+    await writer.drain()
+    t0 = time.monotonic()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=20)
+    elapsed = time.monotonic() - t0
+    writer.close()
+    await client.aclose()
+    assert task.cancelled()
+    assert elapsed < 4.0  # graceful wait is capped at 2 s; well inside the agent's 5 s budget
+    with socket.socket() as again:  # nothing listens any more: a restarted agent can bind
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))
