@@ -1,0 +1,167 @@
+"""Real servers for end-to-end tests: a Prometheus that scrapes us, a running chatwatch.
+
+Every server binds to 127.0.0.1 on a free port and is stopped by the fixture that made it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.1, what: str = "") -> Any:
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (httpx.HTTPError, OSError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: {last!r}")
+
+
+def require(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        if os.environ.get("CI"):
+            raise RuntimeError(f"{binary} is required in CI; .ci/run installs it")
+        pytest.skip(f"{binary} is not installed (apt-get install it, or run .ci/run)")
+    return path
+
+
+class Chatwatch:
+    """`chatwatch run -c CONFIG` as a real subprocess, with its stderr kept for assertions."""
+
+    def __init__(self, config: Path, port: int, workdir: Path) -> None:
+        self.config = config
+        self.port = port
+        self.stderr_path = workdir / "chatwatch.stderr"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait_ready: bool = True) -> Chatwatch:
+        self.stderr = self.stderr_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "run", "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+        )
+        if wait_ready:
+            wait_until(self._ready, timeout=30, what="chatwatch /-/ready")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"chatwatch exited {self.proc.returncode}: {self.logs()}")
+        return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+
+    def logs(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.url}/metrics", timeout=5).text
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def running_chatwatch(config: Path, port: int, workdir: Path) -> Iterator[Chatwatch]:
+    cw = Chatwatch(config, port, workdir).start()
+    try:
+        yield cw
+    finally:
+        cw.stop()
+
+
+class Prometheus:
+    def __init__(self, workdir: Path, targets: list[str], scrape_interval: str = "1s") -> None:
+        self.binary = require("prometheus")
+        self.port = free_port()
+        self.workdir = workdir
+        cfg = workdir / "prometheus.yml"
+        cfg.write_text(
+            "global: {scrape_interval: %s, evaluation_interval: %s}\n"
+            "scrape_configs:\n"
+            "  - job_name: chatwatch\n"
+            "    static_configs: [{targets: [%s]}]\n"
+            % (scrape_interval, scrape_interval, ", ".join(f'"{t}"' for t in targets))
+        )
+        self.config = cfg
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Prometheus:
+        self.log = (self.workdir / "prometheus.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(
+            lambda: httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200,
+            timeout=30,
+            what="prometheus ready",
+        )
+        return self
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        r = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
+        r.raise_for_status()
+        result: list[dict[str, Any]] = r.json()["data"]["result"]
+        return result
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
