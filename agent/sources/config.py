@@ -55,6 +55,12 @@ class SourceConfig(Model):
             raise ValueError("a source needs `paths` (a list of globs) or `stdin: true`")
         if self.format == "regex" and not self.regex:
             raise ValueError("`format: regex` needs a `regex` with named groups")
+        if (
+            self.format in ("cri", "docker", "auto")
+            and self.inner_format == "regex"
+            and not self.regex
+        ):
+            raise ValueError("`inner_format: regex` needs a `regex` with named groups")
         return self
 
 
