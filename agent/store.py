@@ -1,0 +1,239 @@
+"""The agent's series: plain dicts keyed by label-value tuples, tuned for the hot path.
+
+A `Family` holds one configured metric. Its `series` dict maps a tuple of label values
+(in `labelnames` order) to a float (counter, gauge) or, for a histogram, to a list of
+per-bucket counts followed by the sum: `[b0, ..., bn-1, +Inf, sum]` (not cumulative; the
+cumulative counts are computed when read). The extractor updates these dicts directly;
+`admit()` is the only call it makes, and only for a label set it has not seen.
+
+Series caps: past `max_series`, new label sets are dropped and counted
+(`chatwatch_series_dropped_total{metric}`), with at most one warning per minute per
+metric, so a flood of distinct values cannot grow memory.
+
+Expiry: families with `expire_after` record when each series was last updated
+(`touched`); `expire(now)` removes the idle ones. Counters and histograms without
+`expire_after` never expire, so `increase()` over sparse counters stays right.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client.utils import floatToGoString
+
+from agent.metrics_config import MetricConfig
+from agent.selfmetrics import SelfCounter, SelfGauge, SelfMetrics
+
+SeriesKey = tuple[tuple[str, str], ...]
+"""Label pairs sorted by name, including ("__name__", name)."""
+
+LabelValues = tuple[str, ...]
+
+log = logging.getLogger("chatwatch.store")
+
+WARN_EVERY = 60.0
+
+
+def _key_maker(labelnames: tuple[str, ...], static: tuple[tuple[str, str], ...], le: bool) -> Any:
+    """Compile `f(values, name[, le]) -> SeriesKey` with pairs already in sorted order."""
+    slots: list[tuple[str, str]] = [("__name__", "n")]
+    slots += [(name, f"v[{i}]") for i, name in enumerate(labelnames)]
+    slots += [(name, repr(value)) for name, value in static]
+    if le:
+        slots.append(("le", "le"))
+    slots.sort(key=lambda s: s[0])
+    body = ", ".join(f"({name!r}, {expr})" for name, expr in slots)
+    args = "v, n, le" if le else "v, n"
+    return eval(f"lambda {args}: ({body},)")  # built from validated label names
+
+
+class Family:
+    """The series of one configured metric."""
+
+    def __init__(
+        self,
+        cfg: MetricConfig,
+        labelnames: tuple[str, ...],
+        dropped: SelfCounter,
+        series_gauge: SelfGauge,
+    ) -> None:
+        self.name = cfg.name
+        self.kind = cfg.type
+        self.help = cfg.help_text
+        self.labelnames = labelnames
+        self.static: tuple[tuple[str, str], ...] = tuple(sorted(cfg.static_labels.items()))
+        self.bounds: tuple[float, ...] = cfg.bucket_bounds if cfg.type == "histogram" else ()
+        self.le_strings = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        self.max_series = cfg.max_series
+        self.expire_after = cfg.expire_after
+        self.series: dict[LabelValues, Any] = {}
+        self.touched: dict[LabelValues, float] | None = {} if cfg.expire_after else None
+        self._dropped = dropped
+        self._series_gauge = series_gauge
+        self._labels = (cfg.name,)
+        self._last_warning = -WARN_EVERY
+        self._dropped_since_warning = 0
+        self._keys: dict[LabelValues, SeriesKey] = {}
+        self._make_key: Callable[..., SeriesKey] = _key_maker(labelnames, self.static, le=False)
+        self._make_bucket_key: Callable[..., SeriesKey] = _key_maker(
+            labelnames, self.static, le=True
+        )
+        series_gauge.set(self._labels, 0)
+
+    def shape(self) -> tuple[Any, ...]:
+        """What must stay equal for series to be kept across a config reload."""
+        return (self.kind, self.labelnames, self.static, self.bounds)
+
+    def admit(self, key: LabelValues, now: float) -> bool:
+        """May a new label set be added? Counts and (rarely) logs what is dropped."""
+        if len(self.series) < self.max_series:
+            self._series_gauge.set(self._labels, len(self.series) + 1)
+            return True
+        self._dropped.inc(self._labels)
+        self._dropped_since_warning += 1
+        if now - self._last_warning >= WARN_EVERY:
+            log.warning(
+                "metric %s reached max_series=%d; new label sets are dropped "
+                "(%d dropped since the last warning); labels of the dropped one: %s",
+                self.name,
+                self.max_series,
+                self._dropped_since_warning,
+                dict(zip(self.labelnames, key, strict=False)),
+            )
+            self._last_warning = now
+            self._dropped_since_warning = 0
+        return False
+
+    def expire(self, now: float) -> None:
+        touched = self.touched
+        if touched is None or self.expire_after is None:
+            return
+        deadline = now - self.expire_after
+        idle = [k for k, t in touched.items() if t <= deadline]
+        if not idle:
+            return
+        for k in idle:
+            del touched[k]
+            self.series.pop(k, None)
+            self._keys.pop(k, None)
+        self._series_gauge.set(self._labels, len(self.series))
+
+    def clear(self) -> None:
+        self.series.clear()
+        self._keys.clear()
+        if self.touched is not None:
+            self.touched.clear()
+        self._series_gauge.set(self._labels, 0)
+
+    @property
+    def sample_name(self) -> str:
+        return self.name
+
+    def samples(self) -> Iterator[tuple[SeriesKey, float]]:
+        name = self.name
+        if self.kind != "histogram":
+            keys = self._keys
+            make = self._make_key
+            for values, value in list(self.series.items()):
+                key = keys.get(values)
+                if key is None:
+                    key = keys[values] = make(values, name)
+                yield key, value
+            return
+        bucket_name, sum_name, count_name = name + "_bucket", name + "_sum", name + "_count"
+        make, make_bucket, les = self._make_key, self._make_bucket_key, self.le_strings
+        for values, counts in list(self.series.items()):
+            total = 0.0
+            for le, c in zip(les, counts, strict=False):
+                total += c
+                yield make_bucket(values, bucket_name, le), total
+            yield make(values, sum_name), counts[-1]
+            yield make(values, count_name), total
+
+
+class ExternalFamily:
+    """A family produced elsewhere (recording rules, ALERTS), replaced as a whole."""
+
+    __slots__ = ("help", "kind", "name", "samples")
+
+    def __init__(
+        self, name: str, kind: str, help: str, samples: list[tuple[dict[str, str], float]]
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.help = help
+        self.samples = samples
+
+
+class Store:
+    """Every series chatwatch exposes: configured metrics plus families set by the rules."""
+
+    def __init__(self, stats: SelfMetrics) -> None:
+        self.families: dict[str, Family] = {}
+        self.external: dict[str, ExternalFamily] = {}
+        self._dropped = stats.counter(
+            "chatwatch_series_dropped_total",
+            "New label sets dropped because the metric reached max_series.",
+            ("metric",),
+        )
+        self._series = stats.gauge(
+            "chatwatch_series", "Series currently held per configured metric.", ("metric",)
+        )
+
+    def define(self, cfg: MetricConfig, labelnames: tuple[str, ...]) -> Family:
+        """The family for a metric definition; existing series survive a reload when the
+        definition keeps its type, label names, static labels and buckets."""
+        fam = Family(cfg, labelnames, self._dropped, self._series)
+        old = self.families.get(cfg.name)
+        if old is not None and old.shape() == fam.shape():
+            fam.series = old.series
+            fam._keys = old._keys
+            if fam.touched is not None:
+                fam.touched = (
+                    old.touched if old.touched is not None else dict.fromkeys(fam.series, 0.0)
+                )
+            self._series.set((cfg.name,), len(fam.series))
+        self.families[cfg.name] = fam
+        return fam
+
+    def retain(self, names: Iterable[str]) -> None:
+        """Forget configured metrics that are no longer defined (after a reload)."""
+        keep = set(names)
+        for name in list(self.families):
+            if name not in keep:
+                del self.families[name]
+                self._series.remove((name,))
+
+    def set_family(
+        self, name: str, kind: str, help: str, samples: list[tuple[dict[str, str], float]]
+    ) -> None:
+        """Replace a whole family produced elsewhere (recording rules, ALERTS).
+
+        An empty `samples` list removes it from /metrics and from snapshots.
+        """
+        if name in self.families:
+            raise ValueError(f"{name} is a configured metric; choose another name")
+        if not samples:
+            self.external.pop(name, None)
+            return
+        cleaned = [
+            ({k: v for k, v in labels.items() if k != "__name__"}, v) for labels, v in samples
+        ]
+        self.external[name] = ExternalFamily(name, kind, help, cleaned)
+
+    def expire(self, now: float) -> None:
+        for fam in self.families.values():
+            if fam.touched is not None:
+                fam.expire(now)
+
+    def snapshot(self) -> Iterator[tuple[SeriesKey, float]]:
+        """Every current sample: histograms expanded to _bucket{le}, _sum, _count."""
+        for fam in list(self.families.values()):
+            yield from fam.samples()
+        for ext in list(self.external.values()):
+            for labels, value in ext.samples:
+                pairs = [*labels.items(), ("__name__", ext.name)]
+                pairs.sort()
+                yield tuple(pairs), value
