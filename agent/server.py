@@ -333,6 +333,15 @@ def _ssl_context(cfg: ServerConfig, base_dir: Path | None) -> ssl.SSLContext | N
     return context
 
 
+def check(cfg: ServerConfig, base_dir: Path | None = None) -> list[str]:
+    """Problems `chatwatch check` should report about the server section (TLS files)."""
+    try:
+        _ssl_context(cfg, base_dir)
+    except ServerError as exc:
+        return [str(exc)]
+    return []
+
+
 def _resolve(path: str, base_dir: Path | None) -> str:
     p = Path(path)
     return str(p if p.is_absolute() or base_dir is None else base_dir / p)

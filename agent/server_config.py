@@ -15,9 +15,25 @@ class TLSConfig(Model):
 
 
 class BasicAuthConfig(Model):
+    """One user for `Authorization: Basic`; `password_file` reads a mounted secret."""
+
     secret_fields: ClassVar[tuple[str, ...]] = ("password",)
     username: str
     password: SecretStr
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        if not value or ":" in value:
+            raise ValueError("expected a non-empty user name without ':' (Basic auth splits on it)")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("the password is empty (is the password_file empty?)")
+        return value
 
 
 class ServerConfig(Model):
@@ -30,7 +46,7 @@ class ServerConfig(Model):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
+        _, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected host:port such as 0.0.0.0:9317, got {value!r}")
         return value

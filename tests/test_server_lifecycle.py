@@ -15,7 +15,7 @@ import httpx
 import pytest
 import trustme
 
-from agent.server import Server, ServerError, serve
+from agent.server import Server, ServerError, check, serve
 from agent.server_config import ServerConfig
 from tests.server_support import Handlers, running
 
@@ -154,3 +154,40 @@ async def test_cancel_with_idle_keepalive_and_half_sent_request_stops_fast() -> 
     with socket.socket() as again:  # nothing listens any more: a restarted agent can bind
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(("127.0.0.1", port))
+
+
+def test_check_reports_unusable_tls_files_for_chatwatch_check(tmp_path: Path) -> None:
+    _, _, key_file = tls_files(tmp_path)
+    good = ServerConfig.model_validate(
+        {"tls": {"cert_file": "server.crt", "key_file": "server.key"}}
+    )
+    swapped = ServerConfig.model_validate(
+        {"tls": {"cert_file": str(key_file), "key_file": str(tmp_path / "gone.key")}}
+    )
+    assert check(good, base_dir=tmp_path) == []
+    assert check(ServerConfig()) == []
+    (problem,) = check(swapped)
+    assert problem.startswith("server.tls.key_file: cannot read")
+    assert "gone.key" in problem
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        ({"username": "a:b", "password": "x"}, "without ':'"),
+        ({"username": "", "password": "x"}, "non-empty"),
+        ({"username": "prom", "password": ""}, "password is empty"),
+    ],
+)
+def test_basic_auth_config_rejects_what_cannot_work(auth: dict[str, str], expected: str) -> None:
+    from agent.config import ConfigError, loads
+
+    text = "sources: [{name: a, paths: [x.log]}]\nserver: {basic_auth: %s}\n" % (
+        "{" + ", ".join(f"{k}: '{v}'" for k, v in auth.items()) + "}"
+    )
+    with pytest.raises(ConfigError) as info:
+        loads(text, "cw.yaml", {})
+    (problem,) = info.value.problems
+    assert problem.startswith("cw.yaml: server.basic_auth.")
+    assert expected in problem
+    assert "'x'" not in problem
