@@ -12,6 +12,7 @@ loop that keeps nothing: the price of parsing alone.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import sys
 import time
@@ -22,8 +23,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.decode import make_decoder  # noqa: E402
-from agent.sources.config import SourceConfig  # noqa: E402
+from agent.decode import make_decoder
+from agent.sources.config import SourceConfig
 
 ROUTES = ["/api/chat", "/api/chat/stream", "/api/history", "/api/feedback", "/healthz"]
 MODELS = ["gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet", "llama-3-70b"]
@@ -122,6 +123,17 @@ def best_rate(run: Callable[[], object], n: int, repeat: int) -> float:
     return best
 
 
+def decode_all(cfg: SourceConfig, batches: list[list[bytes]], errors: list[str]) -> int:
+    """Decode every batch with a fresh decoder, as one file would be; return the events."""
+    decode = make_decoder(cfg, errors.append).decode
+    total = 0
+    for batch in batches:
+        out: list[dict[str, object]] = []
+        decode(batch, out)
+        total += len(out)
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=200_000)
@@ -147,25 +159,14 @@ def main() -> None:
 
     errors: list[str] = []
     for fmt in args.formats.split(","):
-        cfg = SourceConfig(name="bench", paths=["/bench"], format=fmt, regex=REGEX)  # type: ignore[arg-type]
+        cfg = SourceConfig(name="bench", paths=["/bench"], format=fmt, regex=REGEX)
         lines = data[fmt]
         batches = [lines[i : i + args.batch] for i in range(0, n, args.batch)]
-        events = 0
-
-        def run() -> None:
-            nonlocal events
-            decoder = make_decoder(cfg, errors.append)
-            decode = decoder.decode
-            total = 0
-            for batch in batches:
-                out: list[dict[str, object]] = []
-                decode(batch, out)
-                total += len(out)
-            events = total
-
+        run = functools.partial(decode_all, cfg, batches, errors)
         rate = best_rate(run, n, args.repeat)
         ratio = rate / floor_rate
         print(f"{'decode ' + fmt:28s} {rate:12,.0f} lines/s  ({ratio:.2f} x floor)")
+        events = run()
         if events != n:
             raise SystemExit(f"{fmt}: {events} events from {n} lines, errors {set(errors)}")
 
