@@ -1,0 +1,281 @@
+"""The in-memory TSDB the rule engine reads: recent samples of the agent's own series.
+
+Every `evaluation_interval` the app appends one snapshot of the store. Each series keeps its
+timestamps (integer milliseconds, as Prometheus does, so range arithmetic is exact) and
+values in compact arrays, trimmed to `retention` seconds. A series that was in the previous
+snapshot and is missing from this one gets Prometheus' staleness marker, so instant
+selectors stop returning it at once instead of 5 minutes later.
+
+Beside the samples each series keeps a running count of "irregular" samples (staleness
+markers and counter resets). Comparing two entries of that count tells in O(1) whether a
+window needs the slow path in `rate()` and friends, which keeps evaluation over 10k series
+fast without changing a single bit of the result.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+SeriesKey = tuple[tuple[str, str], ...]
+
+STALE_BITS = 0x7FF0000000000002
+"""Prometheus' staleness marker: a NaN with this exact bit pattern (value.StaleNaN)."""
+_STALE_BYTES = struct.pack("<Q", STALE_BITS)
+STALE_NAN: float = struct.unpack("<d", _STALE_BYTES)[0]
+_pack = struct.Struct("<d").pack
+
+
+def is_stale(value: float) -> bool:
+    """Whether `value` is the staleness marker (and not just any NaN)."""
+    return value != value and _pack(value) == _STALE_BYTES
+
+
+MatchOp = Literal["=", "!=", "=~", "!~"]
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """A label matcher as in `name="value"`; regexes are anchored as in Prometheus."""
+
+    name: str
+    op: MatchOp
+    value: str
+
+    def compile(self) -> _CompiledMatcher:
+        return _CompiledMatcher(self)
+
+
+class _CompiledMatcher:
+    __slots__ = ("name", "op", "regex", "value")
+
+    def __init__(self, m: Matcher) -> None:
+        self.name = m.name
+        self.op = m.op
+        self.value = m.value
+        self.regex = re.compile(f"(?:{m.value})\\Z") if m.op in ("=~", "!~") else None
+
+    def matches(self, value: str) -> bool:
+        op = self.op
+        if op == "=":
+            return value == self.value
+        if op == "!=":
+            return value != self.value
+        assert self.regex is not None
+        hit = self.regex.match(value) is not None
+        return hit if op == "=~" else not hit
+
+
+class Series:
+    """One series' samples: timestamps in ms, values, and the running irregularity count."""
+
+    __slots__ = (
+        "_undo",
+        "irr",
+        "irr_total",
+        "key",
+        "key_noname",
+        "labels",
+        "prev",
+        "ts",
+        "vals",
+    )
+
+    def __init__(self, key: SeriesKey) -> None:
+        self.key = key
+        self.labels = dict(key)
+        self.key_noname: SeriesKey = tuple(p for p in key if p[0] != "__name__")
+        self.ts = array("q")
+        self.vals = array("d")
+        # irr[i]: number of staleness markers and counter resets at indices <= i (since
+        # the series was created; trimming keeps differences valid).
+        self.irr = array("q")
+        self.prev = float("nan")  # last non-stale value, for reset detection
+        self.irr_total = 0
+        self._undo = (self.prev, 0)  # (prev, irr_total) before the last sample
+
+    def add(self, t_ms: int, value: float) -> None:
+        ts = self.ts
+        if ts and t_ms <= ts[-1]:
+            if t_ms < ts[-1]:
+                return  # out of order: Prometheus rejects it too
+            # Same timestamp: the newer value wins (a recording rule re-evaluated).
+            ts.pop()
+            self.vals.pop()
+            self.irr.pop()
+            self.prev, self.irr_total = self._undo
+        self._undo = (self.prev, self.irr_total)
+        if value != value and _pack(value) == _STALE_BYTES:
+            self.irr_total += 1
+        else:
+            if value < self.prev:
+                self.irr_total += 1
+            self.prev = value
+        ts.append(t_ms)
+        self.vals.append(value)
+        self.irr.append(self.irr_total)
+
+    def trim(self, min_ms: int) -> None:
+        """Drop samples older than `min_ms`."""
+        ts = self.ts
+        if not ts or ts[0] >= min_ms:
+            return
+        i = bisect_left(ts, min_ms)
+        del ts[:i]
+        del self.vals[:i]
+        del self.irr[:i]
+
+    def last_is_stale(self) -> bool:
+        return bool(self.vals) and is_stale(self.vals[-1])
+
+
+def _by_key(s: Series) -> SeriesKey:
+    return s.key
+
+
+class History:
+    """Recent samples of every series, bounded by `retention` seconds."""
+
+    def __init__(self, retention: float) -> None:
+        self.retention = retention
+        self._series: dict[SeriesKey, Series] = {}
+        # Label index: label name -> label value -> series with that pair.
+        self._postings: dict[str, dict[str, dict[SeriesKey, Series]]] = {}
+        self._snapshot: dict[SeriesKey, Series] = {}
+        self._select_cache: dict[tuple[Matcher, ...], list[Series]] = {}
+        self._last_sweep_ms: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def append(self, ts: float, samples: Iterable[tuple[SeriesKey, float]]) -> None:
+        """Add one snapshot taken at `ts`; series missing from it since the last one go stale."""
+        t_ms = round(ts * 1000)
+        get = self._series.get
+        current: dict[SeriesKey, Series] = {}
+        for key, value in samples:
+            s = get(key)
+            if s is None:
+                s = self._create(key)
+            s.add(t_ms, value)
+            current[key] = s
+        previous = self._snapshot
+        for key in previous.keys() - current.keys():
+            s = previous[key]
+            if not s.last_is_stale():
+                s.add(t_ms, STALE_NAN)
+        self._snapshot = current
+        self._maybe_sweep(t_ms)
+
+    def add(self, key: SeriesKey, ts: float, value: float) -> None:
+        """Add a single sample (rule tests, recording rules); `value` may be `STALE_NAN`."""
+        t_ms = round(ts * 1000)
+        s = self._series.get(key)
+        if s is None:
+            s = self._create(key)
+        s.add(t_ms, value)
+        self._maybe_sweep(t_ms)
+
+    def _create(self, key: SeriesKey) -> Series:
+        s = Series(key)
+        self._series[key] = s
+        for name, value in key:
+            self._postings.setdefault(name, {}).setdefault(value, {})[key] = s
+        self._select_cache.clear()
+        return s
+
+    def _remove(self, s: Series) -> None:
+        del self._series[s.key]
+        self._snapshot.pop(s.key, None)
+        for name, value in s.key:
+            by_value = self._postings[name]
+            members = by_value[value]
+            del members[s.key]
+            if not members:
+                del by_value[value]
+                if not by_value:
+                    del self._postings[name]
+        self._select_cache.clear()
+
+    def _maybe_sweep(self, now_ms: int) -> None:
+        retention_ms = round(self.retention * 1000)
+        every = max(1000, retention_ms // 8)
+        if self._last_sweep_ms is not None and now_ms - self._last_sweep_ms < every:
+            return
+        self._last_sweep_ms = now_ms
+        self.sweep(now_ms - retention_ms)
+
+    def sweep(self, min_ms: int) -> None:
+        """Trim samples older than `min_ms`; forget series with nothing left."""
+        dead = []
+        for s in self._series.values():
+            ts = s.ts
+            if not ts or ts[-1] < min_ms:
+                dead.append(s)
+            elif ts[0] < min_ms:
+                s.trim(min_ms)
+        for s in dead:
+            self._remove(s)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def series(self, matchers: Sequence[Matcher]) -> list[Series]:
+        """Every series the matchers select, sorted by labels as Prometheus' storage returns
+        them (sums then add up in the same order); cached until the set of series changes."""
+        key = tuple(matchers)
+        hit = self._select_cache.get(key)
+        if hit is not None:
+            return hit
+        result = sorted(self._match(matchers), key=_by_key)
+        self._select_cache[key] = result
+        return result
+
+    def _match(self, matchers: Sequence[Matcher]) -> list[Series]:
+        candidates: dict[SeriesKey, Series] | None = None
+        rest: list[_CompiledMatcher] = []
+        for m in matchers:
+            if m.op == "=" and m.value != "":
+                posting = self._postings.get(m.name, {}).get(m.value)
+                if not posting:
+                    return []
+                if candidates is None or len(posting) < len(candidates):
+                    if candidates is not None:
+                        posting = {k: v for k, v in posting.items() if k in candidates}
+                    candidates = posting
+                else:
+                    candidates = {k: v for k, v in candidates.items() if k in posting}
+            else:
+                rest.append(m.compile())
+        pool = candidates.values() if candidates is not None else self._series.values()
+        if not rest:
+            return list(pool)
+        out = []
+        for s in pool:
+            labels = s.labels
+            if all(m.matches(labels.get(m.name, "")) for m in rest):
+                out.append(s)
+        return out
+
+    def select(
+        self, matchers: Sequence[Matcher], start: float, end: float
+    ) -> list[tuple[SeriesKey, list[tuple[float, float]]]]:
+        """Samples in the closed window [start, end] (seconds) of each selected series.
+
+        Staleness markers are left out, as in a Prometheus range selector; series with no
+        sample in the window are left out.
+        """
+        lo_ms, hi_ms = round(start * 1000), round(end * 1000)
+        out = []
+        for s in self.series(matchers):
+            lo, hi = bisect_left(s.ts, lo_ms), bisect_right(s.ts, hi_ms)
+            points = [(s.ts[i] / 1000, s.vals[i]) for i in range(lo, hi) if not is_stale(s.vals[i])]
+            if points:
+                out.append((s.key, points))
+        return out

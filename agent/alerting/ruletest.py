@@ -1,0 +1,387 @@
+"""`chatwatch test rules FILE...`: rule unit tests in promtool's format, with its verdicts.
+
+A test file names `rule_files` (relative to itself), an `evaluation_interval` and `tests`,
+each with `input_series` in the expanding notation (`0+10x5`, `1-2x3`, `3x2`, `_`, `_x3`,
+`stale`), `alert_rule_test` (which alerts are *firing* at `eval_time`) and
+`promql_expr_test` (the instant-query result at `eval_time`). As in promtool 2.42, rules
+are evaluated from time 0 every `evaluation_interval` up to the latest `eval_time`; an
+alert test at time T looks at the evaluation at or just before T; expressions are compared
+exactly (labels and float64 values; NaN never equals NaN). The report format and exit
+status are promtool's, so CI scripts can switch between the two.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+import promql_parser as pp
+import yaml
+
+from agent.alerting.history import STALE_NAN, History, SeriesKey
+from agent.alerting.promql import compile_expr, evaluate
+
+_DURATION = re.compile(
+    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
+)
+_UNITS_MS = (
+    ("y", 365 * 86400_000),
+    ("w", 7 * 86400_000),
+    ("d", 86400_000),
+    ("h", 3600_000),
+    ("m", 60_000),
+    ("s", 1000),
+    ("ms", 1),
+)
+
+
+class TestFileError(ValueError):
+    """The test file itself is wrong (not a failing test)."""
+
+
+def parse_duration_ms(text: Any) -> int:
+    """Prometheus' model.ParseDuration (`1h30m`, `90s`, `0`), in milliseconds."""
+    s = str(text).strip()
+    if s == "0":
+        return 0
+    m = _DURATION.match(s)
+    if not s or m is None:
+        raise TestFileError(f'not a valid duration string: "{s}"')
+    total = 0
+    for (_, unit_ms), part in zip(_UNITS_MS, m.groups(), strict=True):
+        if part:
+            total += int(part) * unit_ms
+    return total
+
+
+def format_duration_ms(ms: int) -> str:
+    """Prometheus' model.Duration.String (`1m30s`, `0s`)."""
+    if ms == 0:
+        return "0s"
+    out = ""
+    for unit, unit_ms in _UNITS_MS:
+        n, ms = divmod(ms, unit_ms)
+        if n:
+            out += f"{n}{unit}"
+    return out
+
+
+def go_float(v: float) -> str:
+    """strconv.FormatFloat(v, 'E', -1, 64): shortest digits, at least two exponent digits."""
+    if v != v:
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == 0:
+        return "-0E+00" if math.copysign(1, v) < 0 else "0E+00"
+    sign, digits, exp = Decimal(repr(v)).normalize().as_tuple()
+    assert isinstance(exp, int)
+    mantissa = str(digits[0])
+    if len(digits) > 1:
+        mantissa += "." + "".join(map(str, digits[1:]))
+    e = exp + len(digits) - 1
+    return f"{'-' if sign else ''}{mantissa}E{'+' if e >= 0 else '-'}{abs(e):02d}"
+
+
+def _go_quote(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def format_labels(labels: dict[str, str] | SeriesKey) -> str:
+    items = sorted(labels.items()) if isinstance(labels, dict) else list(labels)
+    return "{" + ", ".join(f"{n}={_go_quote(v)}" for n, v in items) + "}"
+
+
+# -- input series ------------------------------------------------------------------------------
+
+_UNSIGNED = r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]+|Inf|inf|NaN)"
+_ITEM = re.compile(rf"^(?P<a>[+-]?{_UNSIGNED})(?:(?P<b>[+-]{_UNSIGNED})?x(?P<n>\d+))?$")
+_BLANKS = re.compile(r"^_(?:x(?P<n>\d+))?$")
+
+
+def _number(text: str) -> float:
+    t = text.lstrip("+")
+    if t.lower() in ("inf", "-inf"):
+        return -math.inf if t.startswith("-") else math.inf
+    if t.lstrip("-").lower().startswith("0x"):
+        return float(int(t, 16))
+    return float(t)
+
+
+def expand_values(text: str) -> list[float | None]:
+    """The expanding notation: one entry per interval, None for a missing sample."""
+    out: list[float | None] = []
+    for item in str(text).split():
+        if item == "stale":
+            out.append(STALE_NAN)
+            continue
+        blanks = _BLANKS.match(item)
+        if blanks:
+            out.extend([None] * (int(blanks["n"]) if blanks["n"] else 1))
+            continue
+        m = _ITEM.match(item)
+        if m is None:
+            raise TestFileError(f"invalid value {item!r} in input series values {text!r}")
+        value = _number(m["a"])
+        out.append(value)
+        if m["n"] is not None:
+            step = _number(m["b"]) if m["b"] else 0.0
+            for _ in range(int(m["n"])):
+                value += step  # repeated addition, as promtool does (float error included)
+                out.append(value)
+    return out
+
+
+def parse_series(text: str) -> SeriesKey:
+    """`name{label="value"}` or `{label="value"}` into a sorted key."""
+    s = str(text).strip()
+    if s in ("", "{}"):
+        return ()
+    try:
+        node = pp.parse(s)
+    except Exception as e:
+        raise TestFileError(f"invalid series {s!r}: {e}") from None
+    if not isinstance(node, pp.VectorSelector):
+        raise TestFileError(f"invalid series {s!r}")
+    labels: dict[str, str] = {}
+    if node.name:
+        labels["__name__"] = node.name
+    for m in node.matchers.matchers:
+        if m.op != pp.MatchOp.Equal:
+            raise TestFileError(f"invalid series {s!r}: only = is allowed")
+        if m.value:
+            labels[m.name] = m.value
+    return tuple(sorted(labels.items()))
+
+
+# -- one test file -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Alert:
+    labels: SeriesKey
+    annotations: SeriesKey
+
+    def __str__(self) -> str:
+        return f"Labels:{format_labels(self.labels)}\nAnnotations:{format_labels(self.annotations)}"
+
+
+def _alerts_str(alerts: list[_Alert]) -> str:
+    if not alerts:
+        return "[]"
+    s = "[\n0:" + ("\n" + str(alerts[0])).replace("\n", "\n  ")
+    for i, a in enumerate(alerts[1:], start=1):
+        s += f",\n{i}:" + ("\n" + str(a)).replace("\n", "\n  ")
+    return s + "\n]"
+
+
+def _samples_str(samples: list[tuple[SeriesKey, float]]) -> str:
+    if not samples:
+        return "nil"
+    return ", ".join(f"{format_labels(k)} {go_float(v)}" for k, v in samples)
+
+
+def _values_equal(a: list[tuple[SeriesKey, float]], b: list[tuple[SeriesKey, float]]) -> bool:
+    return len(a) == len(b) and all(
+        ka == kb and va == vb for (ka, va), (kb, vb) in zip(a, b, strict=True)
+    )
+
+
+def _as_dict(x: Any, what: str) -> dict[str, Any]:
+    if x is None:
+        return {}
+    if not isinstance(x, dict):
+        raise TestFileError(f"{what} must be a mapping")
+    return x
+
+
+def _load_groups(test_file: Path, patterns: list[str]) -> list[Any]:
+    paths: list[str] = []
+    for p in patterns:
+        full = str(test_file.parent / p)
+        matches = sorted(glob.glob(full))
+        paths.extend(matches or [full])
+    if not paths:
+        return []
+    from agent.alerting import rules  # the rules engine; only needed when rules are tested
+
+    try:
+        return list(rules.load_rule_files(paths))
+    except Exception as e:
+        problems = getattr(e, "problems", None)
+        raise TestFileError("\n".join(problems) if problems else str(e)) from None
+
+
+def _order_groups(groups: list[Any], order: list[str]) -> list[Any]:
+    if not order:
+        return groups
+    rank = {name: i for i, name in enumerate(order)}
+    missing = [g.name for g in groups if g.name not in rank]
+    if missing:
+        raise TestFileError(
+            "group_eval_order: some groups in rule_files are missing: " + ", ".join(missing)
+        )
+    return sorted(groups, key=lambda g: rank[g.name])
+
+
+def _firing(group_rules: list[Any], alertname: str) -> list[_Alert]:
+    out: list[_Alert] = []
+    for rule in group_rules:
+        if getattr(rule, "name", None) != alertname or not hasattr(rule, "active_alerts"):
+            continue
+        for a in rule.active_alerts():
+            if getattr(a, "state", "") != "firing":
+                continue
+            labels = dict(a.labels)
+            labels.setdefault("alertname", alertname)
+            out.append(
+                _Alert(tuple(sorted(labels.items())), tuple(sorted(dict(a.annotations).items())))
+            )
+    return out
+
+
+def _run_group(tg: dict[str, Any], test_file: Path, groups: list[Any], eval_ms: int) -> list[str]:
+    errs: list[str] = []
+    interval_ms = parse_duration_ms(tg["interval"]) if tg.get("interval") else eval_ms
+    history = History(retention=10 * 365 * 86400)
+    for item in tg.get("input_series") or []:
+        item = _as_dict(item, "input_series entry")
+        key = parse_series(item.get("series", ""))
+        for i, v in enumerate(expand_values(item.get("values", ""))):
+            if v is not None:
+                history.add(key, i * interval_ms / 1000, v)
+
+    alert_tests = [_as_dict(a, "alert_rule_test entry") for a in tg.get("alert_rule_test") or []]
+    expr_tests = [_as_dict(e, "promql_expr_test entry") for e in tg.get("promql_expr_test") or []]
+    for a in alert_tests:
+        a["_t"] = parse_duration_ms(a.get("eval_time", 0))
+    for e in expr_tests:
+        e["_t"] = parse_duration_ms(e.get("eval_time", 0))
+    max_t = max([a["_t"] for a in alert_tests] + [e["_t"] for e in expr_tests] + [0])
+    name_prefix = f"    name: {tg['name']},\n" if tg.get("name") else ""
+
+    pending = sorted(alert_tests, key=lambda a: a["_t"])
+    all_rules = [r for g in groups for r in g.rules]
+    ts = 0
+    while ts <= max_t:
+        eval_errs: list[str] = []
+        for g in groups:
+            try:
+                g.eval(ts / 1000, history)
+            except Exception as e:
+                eval_errs.append(f"    group: {g.name}, time: {format_duration_ms(ts)}, err: {e}")
+            for r in g.rules:
+                err = getattr(r, "last_error", None)
+                if err:
+                    eval_errs.append(
+                        f"    rule: {r.name}, time: {format_duration_ms(ts)}, err: {err}"
+                    )
+        if eval_errs:
+            errs.extend(eval_errs)
+            break
+        while pending and ts <= pending[0]["_t"] < ts + eval_ms:
+            test = pending.pop(0)
+            alertname = str(test.get("alertname", ""))
+            got = sorted(_firing(all_rules, alertname), key=lambda a: (a.labels, a.annotations))
+            exp: list[_Alert] = []
+            for ea in test.get("exp_alerts") or []:
+                ea = _as_dict(ea, "exp_alerts entry")
+                labels = {str(k): str(v) for k, v in _as_dict(ea.get("exp_labels"), "").items()}
+                labels["alertname"] = alertname
+                annotations = {
+                    str(k): str(v) for k, v in _as_dict(ea.get("exp_annotations"), "").items()
+                }
+                exp.append(
+                    _Alert(tuple(sorted(labels.items())), tuple(sorted(annotations.items())))
+                )
+            exp.sort(key=lambda a: (a.labels, a.annotations))
+            if exp != got:
+                ind = "\n            "
+                errs.append(
+                    f"{name_prefix}    alertname: {alertname}, "
+                    f"time: {format_duration_ms(test['_t'])}, \n"
+                    f"        exp:{_alerts_str(exp).replace(chr(10), ind)}, \n"
+                    f"        got:{_alerts_str(got).replace(chr(10), ind)}"
+                )
+        ts += eval_ms
+
+    for test in expr_tests:
+        expr_text = str(test.get("expr", ""))
+        when = format_duration_ms(test["_t"])
+        head = f"    expr: {_go_quote(expr_text)}, time: {when}"
+        try:
+            result = evaluate(compile_expr(expr_text), history, test["_t"] / 1000)
+        except ValueError as e:
+            errs.append(f"{head}, err: {e}")
+            continue
+        if isinstance(result, float):
+            got_samples: list[tuple[SeriesKey, float]] = [((), result)]
+        else:
+            got_samples = [(tuple(sorted(s.labels.items())), s.value) for s in result]
+        try:
+            exp_samples = [
+                (
+                    parse_series(_as_dict(s, "exp_samples entry").get("labels", "")),
+                    float(s.get("value", 0)),
+                )
+                for s in test.get("exp_samples") or []
+            ]
+        except (TestFileError, ValueError, TypeError) as e:
+            errs.append(f"{head}, err: {e}")
+            continue
+        got_samples.sort(key=lambda kv: kv[0])
+        exp_samples.sort(key=lambda kv: kv[0])
+        if not _values_equal(exp_samples, got_samples):
+            errs.append(
+                f"{head},\n        exp: {_samples_str(exp_samples)}\n"
+                f"        got: {_samples_str(got_samples)}"
+            )
+    return errs
+
+
+def run_file(path: str) -> list[str]:
+    """Run every test group of one file; the promtool-style error messages (empty: passed)."""
+    test_file = Path(path)
+    try:
+        doc = yaml.safe_load(test_file.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        return [f"  {e}"]
+    try:
+        doc = _as_dict(doc, "the test file")
+        eval_ms = parse_duration_ms(doc.get("evaluation_interval") or "1m")
+        groups = _order_groups(
+            _load_groups(test_file, [str(p) for p in doc.get("rule_files") or []]),
+            [str(n) for n in doc.get("group_eval_order") or []],
+        )
+        errs: list[str] = []
+        for tg in doc.get("tests") or []:
+            errs.extend(_run_group(_as_dict(tg, "tests entry"), test_file, groups, eval_ms))
+        return errs
+    except TestFileError as e:
+        return [f"  {e}"]
+
+
+def run_tests(files: list[str], out: TextIO = sys.stdout, err: TextIO | None = None) -> int:
+    """Run the test files as `promtool test rules` does; returns the exit status (0 or 1)."""
+    err = err if err is not None else (sys.stderr if out is sys.stdout else out)
+    failed = False
+    for f in files:
+        print("Unit Testing: ", f, file=out)
+        errors = run_file(f)
+        if errors:
+            print("  FAILED:", file=err)
+            for e in errors:
+                print(e, file=err)
+                print(file=out)
+            failed = True
+        else:
+            print("  SUCCESS", file=out)
+        print(file=out)
+    return 1 if failed else 0
