@@ -166,6 +166,7 @@ class App:
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(_HandlersCollector(handlers))
         self._reload_lock = asyncio.Lock()
+        self._warned: set[str] = set()
         self._routes: dict[
             str, tuple[tuple[str, ...], bool, Callable[[Scope], Awaitable[_Response]]]
         ] = {
@@ -249,11 +250,38 @@ class App:
         data = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
         return _Response(status, [(b"content-type", b"application/json")], data)
 
+    def _unique(self, families: Iterable[Metric]) -> list[Metric]:
+        """One family per name: Prometheus rejects a whole scrape that repeats a family.
+
+        A family yielded twice (two components registering the same self-metric) is
+        merged when the types agree, keeping the first of any repeated sample, and
+        dropped otherwise; either way it is logged once per name.
+        """
+        out: dict[str, Metric] = {}
+        for family in families:
+            first = out.get(family.name)
+            if first is None:
+                out[family.name] = family
+                continue
+            if family.name not in self._warned:
+                self._warned.add(family.name)
+                log.warning("metric family exposed twice; merged", extra={"metric": family.name})
+            if first.type != family.type:
+                continue
+            seen = {(s.name, tuple(sorted(s.labels.items()))) for s in first.samples}
+            merged = Metric(first.name, first.documentation, first.type, first.unit)
+            merged.samples = list(first.samples)
+            for sample in family.samples:
+                if (sample.name, tuple(sorted(sample.labels.items()))) not in seen:
+                    merged.samples.append(sample)
+            out[family.name] = merged
+        return list(out.values())
+
     async def _metrics(self, scope: Scope) -> _Response:
         encoder, content_type = choose_encoder(_header(scope, b"accept"))
         use_gzip = accepts_gzip(_header(scope, b"accept-encoding"))
         try:
-            families = list(self._registry.collect())
+            families = self._unique(self._registry.collect())
         except Exception:
             log.exception("collecting metrics failed")
             return _Response.text(500, "error collecting metrics; see the agent's log\n")

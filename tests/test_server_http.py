@@ -12,6 +12,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from agent.selfmetrics import SelfMetrics
 from agent.server import accepts_gzip
 from agent.server_config import ServerConfig
 from tests.server_support import FailingCollector, Handlers, SeriesCollector, client_of
@@ -295,3 +296,23 @@ async def test_basic_auth_password_never_logged_or_echoed(caplog: pytest.LogCapt
     everything = r.text + str(r.headers) + caplog.text + records
     assert PASSWORD not in everything
     assert token not in everything
+
+
+async def test_a_family_exposed_twice_is_merged_so_the_scrape_stays_valid(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Two components registering the same self-metric must not break every scrape.
+    handlers = Handlers()
+    other = SelfMetrics()
+    other.counter("chatwatch_lines_read_total", "Lines read.", ("source",)).inc(("stdin",), 2)
+    other.counter("chatwatch_lines_read_total", "Lines read.", ("source",)).inc(("chatbot",), 9)
+    handlers.collectors = [handlers.stats, other]
+    async with client_of(handlers) as client:
+        text = await client.get("/metrics")
+        om = await client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert text.text.count("# TYPE chatwatch_lines_read_total counter") == 1
+    assert sample_value(text.text, "chatwatch_lines_read_total", {"source": "chatbot"}) == 3.0
+    assert sample_value(text.text, "chatwatch_lines_read_total", {"source": "stdin"}) == 2.0
+    (family,) = [f for f in parse_openmetrics(om.text) if f.name == "chatwatch_lines_read"]
+    assert len(family.samples) == 2
+    assert "exposed twice" in caplog.text
