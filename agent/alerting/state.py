@@ -1,0 +1,248 @@
+"""The alert state machine of one alerting rule, after Prometheus' rules/alerting.go.
+
+Each evaluation hands the rule the vector its expression returned at `now`. Every sample
+is one alert, identified by its labels (the series' labels without `__name__`, plus the
+rule's labels, plus `alertname`):
+
+    inactive ──sample appears──▶ pending ──present for `for`──▶ firing
+        ▲                          │                              │
+        └──────sample gone─────────┘          sample gone for `keep_firing_for`
+                                                                  ▼
+                                                   resolved (kept 15 min, then forgotten)
+
+- With `for: 0` an alert fires on the evaluation that first sees it.
+- A pending alert whose sample disappears is forgotten at once (it never notified).
+- A firing alert whose sample disappears keeps firing until it has been gone for
+  `keep_firing_for`; if the sample comes back meanwhile, nothing happened.
+- A resolved alert is kept for 15 minutes so the resolve is sent again on every
+  evaluation (a lost notification is repaired); if its labels come back it starts over
+  as pending.
+
+Nothing here reads the clock or does I/O: the caller passes `now`, the vector, and gets
+the alerts to send. Labels and annotations are rendered from templates parsed at load.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from agent.alerting.template import Template
+from agent.alerts import Alert
+
+RESOLVED_RETENTION = 15 * 60.0
+"""Seconds a resolved alert is still sent, so a lost resolve notification is repaired."""
+
+State = Literal["inactive", "pending", "firing"]
+LabelSet = tuple[tuple[str, str], ...]
+
+
+class Sample(Protocol):
+    """One element of an instant vector (what promql.evaluate returns)."""
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def value(self) -> float: ...
+
+
+@dataclass(slots=True)
+class ActiveAlert:
+    """One alert of a rule: pending, firing, or resolved (state "inactive")."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: State
+    value: float
+    active_at: float
+    """When the alert's sample first appeared (start of pending)."""
+    fired_at: float | None = None
+    resolved_at: float | None = None
+    keep_firing_since: float | None = None
+    """First evaluation whose vector lacked this alert while it kept firing."""
+
+    def to_alert(self, generator_url: str = "", cooldown: float = 0.0) -> Alert:
+        """The notification boundary's view (as Prometheus sends it to Alertmanager)."""
+        return Alert(
+            labels=dict(self.labels),
+            annotations=dict(self.annotations),
+            starts_at=self.fired_at if self.fired_at is not None else self.active_at,
+            ends_at=self.resolved_at if self.state == "inactive" else None,
+            generator_url=generator_url,
+            cooldown=cooldown,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A state change seen during one evaluation (for logs and replay timelines)."""
+
+    alert: ActiveAlert
+    old: State
+    new: State | Literal["resolved"]
+
+
+class EvalError(RuntimeError):
+    """The rule's result cannot be turned into alerts (duplicate label sets)."""
+
+
+@dataclass(eq=False)
+class AlertingRule:
+    """An alerting rule and the alerts it currently holds."""
+
+    name: str
+    expr_text: str
+    expr: Any
+    """The compiled expression (agent.alerting.promql.compile_expr)."""
+    hold: float = 0.0
+    """`for`: seconds an alert stays pending before it fires."""
+    keep_firing_for: float = 0.0
+    labels: dict[str, Template] = field(default_factory=dict)
+    annotations: dict[str, Template] = field(default_factory=dict)
+    cooldown: float = 0.0
+    external_labels: dict[str, str] = field(default_factory=dict)
+    external_url: str = ""
+    generator_url: str = ""
+
+    active: dict[LabelSet, ActiveAlert] = field(default_factory=dict, repr=False)
+    health: Literal["unknown", "ok", "err"] = "unknown"
+    last_error: str = ""
+    last_evaluation: float | None = None
+    evaluation_time: float = 0.0
+
+    @property
+    def identity(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+        """Rules with the same identity keep their alerts across a reload."""
+        return (
+            self.name,
+            self.expr_text,
+            tuple(sorted((k, t.text) for k, t in self.labels.items())),
+        )
+
+    # -- the state machine --------------------------------------------------------------
+
+    def apply(self, vector: Iterable[Sample], now: float) -> list[Change]:
+        """Advance every alert to `now` given the rule's result; returns the changes."""
+        seen: dict[LabelSet, ActiveAlert] = {}
+        for sample in vector:
+            alert = self._alert_for(sample, now)
+            key = tuple(sorted(alert.labels.items()))
+            if key in seen:
+                raise EvalError(
+                    "vector contains metrics with the same labelset after applying alert labels"
+                )
+            seen[key] = alert
+
+        changes: list[Change] = []
+        for key, new in seen.items():
+            current = self.active.get(key)
+            if current is not None and current.state != "inactive":
+                current.value = new.value
+                current.annotations = new.annotations
+                continue
+            self.active[key] = new  # a new alert, or one that resolved and came back
+
+        for key, alert in list(self.active.items()):
+            if key not in seen:
+                keep_firing = False
+                if alert.state == "firing" and self.keep_firing_for > 0:
+                    if alert.keep_firing_since is None:
+                        alert.keep_firing_since = now
+                    keep_firing = now - alert.keep_firing_since < self.keep_firing_for
+                if alert.state == "pending" or (
+                    alert.resolved_at is not None and now - alert.resolved_at > RESOLVED_RETENTION
+                ):
+                    del self.active[key]
+                if alert.state != "inactive" and not keep_firing:
+                    changes.append(
+                        Change(
+                            alert,
+                            alert.state,
+                            "resolved" if alert.state == "firing" else "inactive",
+                        )
+                    )
+                    alert.state = "inactive"
+                    alert.resolved_at = now
+                if not keep_firing:
+                    continue
+            else:
+                alert.keep_firing_since = None
+                if alert.state == "pending" and alert.active_at == now:
+                    changes.append(Change(alert, "inactive", "pending"))
+
+            if alert.state == "pending" and now - alert.active_at >= self.hold:
+                changes.append(Change(alert, "pending", "firing"))
+                alert.state = "firing"
+                alert.fired_at = now
+        return changes
+
+    def _alert_for(self, sample: Sample, now: float) -> ActiveAlert:
+        series = dict(sample.labels)  # templates see __name__ too, as in Prometheus
+        value = float(sample.value)
+        labels = {k: v for k, v in series.items() if k != "__name__"}
+        for name, tmpl in self.labels.items():
+            labels[name] = tmpl.expand(series, value, self.external_labels, self.external_url)
+        labels = {k: v for k, v in labels.items() if v != ""}
+        labels["alertname"] = self.name
+        annotations = {
+            name: tmpl.expand(series, value, self.external_labels, self.external_url)
+            for name, tmpl in self.annotations.items()
+        }
+        return ActiveAlert(
+            labels=labels, annotations=annotations, state="pending", value=value, active_at=now
+        )
+
+    # -- views ----------------------------------------------------------------------------
+
+    def active_alerts(self) -> list[ActiveAlert]:
+        """Pending and firing alerts (not the resolved ones kept for re-sending)."""
+        return sorted((a for a in self.active.values() if a.state != "inactive"), key=_sort_key)
+
+    def alerts_to_send(self) -> list[Alert]:
+        """What Prometheus would send to Alertmanager: firing alerts and recent resolves."""
+        return [
+            a.to_alert(self.generator_url, self.cooldown)
+            for a in sorted(self.active.values(), key=_sort_key)
+            if a.state != "pending"
+        ]
+
+    def state(self) -> State:
+        """The rule's state: the most severe of its alerts."""
+        states = {a.state for a in self.active.values()}
+        if "firing" in states:
+            return "firing"
+        if "pending" in states:
+            return "pending"
+        return "inactive"
+
+    def alerts_series(self) -> list[tuple[dict[str, str], float]]:
+        """`ALERTS{alertname, alertstate, ...}` samples, 1 for every pending/firing alert."""
+        return [({**a.labels, "alertstate": a.state}, 1.0) for a in self.active_alerts()]
+
+    def for_state_series(self) -> list[tuple[dict[str, str], float]]:
+        """`ALERTS_FOR_STATE{...}`: when each pending/firing alert became active (Unix s)."""
+        return [(dict(a.labels), a.active_at) for a in self.active_alerts()]
+
+    def take_state_from(self, old: AlertingRule) -> None:
+        """Keep the alerts of the rule this one replaces at reload (same identity)."""
+        self.active = old.active
+        self.health = old.health
+        self.last_error = old.last_error
+        self.last_evaluation = old.last_evaluation
+        self.evaluation_time = old.evaluation_time
+
+
+def _sort_key(a: ActiveAlert) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(a.labels.items()))
+
+
+def format_value(value: float) -> str:
+    """A sample value as Prometheus' API prints it (`"1e+06"`, `"NaN"`, `"+Inf"`)."""
+    from agent.alerting.template import go_float
+
+    if math.isnan(value):
+        return "NaN"
+    return go_float(value)
