@@ -29,7 +29,9 @@ def cri(stream: str, output_line: bytes, clock: Iterator[str], chunk: int = CHUN
     """The lines a CRI runtime writes for one line of container output."""
     pieces = [output_line[i : i + chunk] for i in range(0, len(output_line), chunk)] or [b""]
     tags = ["P"] * (len(pieces) - 1) + ["F"]
-    return [f"{next(clock)} {stream} {tag} ".encode() + p for tag, p in zip(tags, pieces)]
+    return [
+        f"{next(clock)} {stream} {tag} ".encode() + p for tag, p in zip(tags, pieces, strict=True)
+    ]
 
 
 def structlog_lines(n: int) -> list[bytes]:
