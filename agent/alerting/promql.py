@@ -148,6 +148,54 @@ def _is_odd_int(y: float) -> bool:
     return math.isfinite(y) and y == math.floor(y) and int(y) % 2 == 1
 
 
+def _go_pow(x: float, y: float) -> float:
+    """Go's math.Pow: integer powers by repeated squaring (so x^2 matches to the bit)."""
+    if y == 0 or x == 1:
+        return 1.0
+    if y == 1:
+        return x
+    if x != x or y != y:
+        return NAN
+    if x == 0 or math.isinf(x) or math.isinf(y) or abs(y) >= 2**63:
+        return _pow(x, y)
+    if y == 0.5:
+        return math.sqrt(x) if x >= 0 else NAN
+    if y == -0.5:
+        return 1 / math.sqrt(x) if x > 0 else NAN
+    yf, yi = math.modf(abs(y))
+    if yf != 0 and x < 0:
+        return NAN
+    a1 = 1.0
+    ae = 0
+    if yf != 0:
+        if yf > 0.5:
+            yf -= 1
+            yi += 1
+        a1 = _safe(math.exp)(yf * _go_log(x))
+    x1, xe = math.frexp(x)
+    i = int(yi)
+    while i != 0:
+        if xe < -(1 << 12) or xe > (1 << 12):
+            ae += xe
+            break
+        if i & 1 == 1:
+            a1 *= x1
+            ae += xe
+        x1 *= x1
+        xe <<= 1
+        if x1 < 0.5:
+            x1 += x1
+            xe -= 1
+        i >>= 1
+    if y < 0:
+        a1 = 1 / a1
+        ae = -ae
+    try:
+        return math.ldexp(a1, ae)
+    except OverflowError:
+        return math.copysign(INF, a1)
+
+
 def _pow(a: float, b: float) -> float:
     try:
         return math.pow(a, b)
@@ -160,11 +208,70 @@ def _pow(a: float, b: float) -> float:
 
 
 def _floor(x: float) -> float:
-    return float(math.floor(x)) if math.isfinite(x) else x
+    if not math.isfinite(x):
+        return x
+    r = float(math.floor(x))
+    return math.copysign(0.0, x) if r == 0 else r
 
 
 def _ceil(x: float) -> float:
-    return float(math.ceil(x)) if math.isfinite(x) else x
+    """Go's Ceil: -Floor(-x), so ceil(-0.5) is -0."""
+    return -_floor(-x)
+
+
+def _go_log(x: float) -> float:
+    """Go's math.Log (FreeBSD's e_log.c algorithm), which can differ from libm in the last bit."""
+    if x != x or x == INF:
+        return x
+    if x < 0:
+        return NAN
+    if x == 0:
+        return -INF
+    f1, ki = math.frexp(x)
+    if f1 < math.sqrt(2) / 2:
+        f1 *= 2
+        ki -= 1
+    f = f1 - 1
+    k = float(ki)
+    s = f / (2 + f)
+    s2 = s * s
+    s4 = s2 * s2
+    t1 = s2 * (
+        6.666666666666735130e-01
+        + s4
+        * (
+            2.857142874366239149e-01
+            + s4 * (1.818357216161805012e-01 + s4 * 1.479819860511658591e-01)
+        )
+    )
+    t2 = s4 * (
+        3.999999999940941908e-01 + s4 * (2.222219843214978396e-01 + s4 * 1.531383769920937332e-01)
+    )
+    r = t1 + t2
+    hfsq = 0.5 * f * f
+    return k * 6.93147180369123816490e-01 - (
+        (hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f
+    )
+
+
+# Go evaluates 1/Ln2 and 1/Ln10 as exact constants, then rounds once.
+_INV_LN2 = 1.4426950408889634
+_INV_LN10 = 0.4342944819032518
+
+
+def _go_log2(x: float) -> float:
+    """Go's math.Log2: exact for powers of two, else Log(frac)/Ln2 + exp."""
+    if x != x or x <= 0 or math.isinf(x):
+        return _go_log(x)
+    frac, exp = math.frexp(x)
+    if frac == 0.5:
+        return float(exp - 1)
+    return _go_log(frac) * _INV_LN2 + float(exp)
+
+
+def _go_log10(x: float) -> float:
+    """Go's math.Log10: Log(x) * (1/Ln10)."""
+    return _go_log(x) * _INV_LN10
 
 
 def _go_max(x: float, y: float) -> float:
@@ -216,7 +323,7 @@ _ARITH: dict[str, Callable[[float, float], float]] = {
     "*": lambda a, b: a * b,
     "/": _div,
     "%": _mod,
-    "^": _pow,
+    "^": _go_pow,
     "atan2": math.atan2,
 }
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -675,7 +782,7 @@ class _Compiler:
             raise UnsupportedExpr(f"binary operator {op} is not supported")
         calc = _ARITH.get(op)
         cmp = _COMPARE.get(op)
-        drops = not is_cmp  # arithmetic drops the metric name
+        drops = not is_cmp and op != "atan2"  # arithmetic drops the name (2.42: not atan2)
 
         def elem(a: float, b: float) -> tuple[float, bool]:
             if cmp is not None:
@@ -962,7 +1069,7 @@ class _Compiler:
     def call(self, node: pp.Call) -> tuple[str, Fn]:
         name = node.func.name
         args = list(node.args)
-        if name in _MATRIX_FUNCS or name in _OVER_TIME or name == "quantile_over_time":
+        if name in _MATRIX_FUNCS or name in _OVER_TIME or name in _OTHER_RANGE_FUNCS:
             return self.range_function(name, args)
         if name == "absent":
             return self.absent(args[0], over_time=False)
@@ -1201,15 +1308,17 @@ _MATRIX_FUNCS: dict[str, tuple[bool, bool, bool]] = {
     "idelta": (False, False, True),
 }
 
+_OTHER_RANGE_FUNCS = ("quantile_over_time", "absent_over_time")
+
 _SIMPLE: dict[str, Callable[[float], float]] = {
     "abs": math.fabs,
     "ceil": _ceil,
     "floor": _floor,
     "exp": _safe(math.exp),
     "sqrt": _safe(math.sqrt),
-    "ln": _safe(math.log),
-    "log2": _safe(math.log2),
-    "log10": _safe(math.log10),
+    "ln": _go_log,
+    "log2": _go_log2,
+    "log10": _go_log10,
 }
 
 
