@@ -1,0 +1,567 @@
+"""Rule files: Prometheus' rule-file format, loaded and checked completely before use.
+
+    groups:
+      - name: chatbot
+        interval: 1s            # optional; defaults to evaluation_interval
+        limit: 0                # optional; as in Prometheus
+        rules:
+          - record: job:chatbot_errors:rate1m
+            expr: sum(rate(chatbot_errors_total[1m]))
+          - alert: ChatbotErrors
+            expr: job:chatbot_errors:rate1m > 1
+            for: 30s
+            keep_firing_for: 2m
+            cooldown: 15m       # chatwatch extension: min time between firing notifications
+            labels: {severity: page}
+            annotations: {summary: "{{ $value | humanize }} errors/s"}
+
+Everything a user can get wrong is found at load time and reported as one sentence per
+problem naming the file, the group, the rule and the reason: unknown keys, missing `expr`,
+`for` on a recording rule, bad durations, label names, template errors, and PromQL that
+chatwatch cannot evaluate (the message names the construct).
+
+`RuleGroup.eval(now, history)` evaluates a group's rules in order, as Prometheus does:
+recording-rule results go into the history at `now`, so later rules see them, and so do
+`ALERTS`/`ALERTS_FOR_STATE`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from agent.alerting.state import AlertingRule, Change, EvalError
+from agent.alerting.template import Template, TemplateError
+from agent.alerts import Alert
+
+__all__ = [
+    "AlertingRule",
+    "RecordingRule",
+    "Rule",
+    "RuleError",
+    "RuleGroup",
+    "load_rule_files",
+    "parse_rule_file",
+    "prom_duration",
+]
+
+SeriesKey = tuple[tuple[str, str], ...]
+
+METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_PROM_DURATION_RE = re.compile(
+    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
+)
+_UNITS = (365 * 86400.0, 7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0, 0.001)
+
+_GROUP_KEYS = {"name", "interval", "limit", "rules"}
+_ALERT_KEYS = {"alert", "expr", "for", "keep_firing_for", "labels", "annotations", "cooldown"}
+_RECORD_KEYS = {"record", "expr", "labels"}
+EXTENSION_KEYS = {"cooldown"}
+"""Keys chatwatch adds to Prometheus' format; `export-rules` removes them."""
+
+
+class RuleError(Exception):
+    """Rule files a user must fix. `problems` are sentences naming file, group, rule."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def prom_duration(value: Any) -> float:
+    """Parse a duration as Prometheus' rule files spell it (`30s`, `1h30m`, `500ms`, `0`)."""
+    if isinstance(value, str) and value and (value == "0" or _PROM_DURATION_RE.match(value)):
+        if value == "0":
+            return 0.0
+        m = _PROM_DURATION_RE.match(value)
+        assert m is not None
+        return sum(int(n) * unit for n, unit in zip(m.groups(), _UNITS, strict=True) if n)
+    raise ValueError(f"expected a duration such as 30s, 5m, 1h30m or 500ms, got {value!r}")
+
+
+# -------------------------------------------------------------------------------------
+# Rules
+
+
+@dataclass(eq=False)
+class RecordingRule:
+    """A recording rule: its result is stored under a new metric name."""
+
+    name: str
+    expr_text: str
+    expr: Any
+    labels: dict[str, str] = field(default_factory=dict)
+
+    health: Literal["unknown", "ok", "err"] = "unknown"
+    last_error: str = ""
+    last_evaluation: float | None = None
+    evaluation_time: float = 0.0
+    written: set[SeriesKey] = field(default_factory=set, repr=False)
+    """Series written at the last evaluation; those missing next time get a stale marker."""
+    last_result: list[tuple[dict[str, str], float]] = field(default_factory=list, repr=False)
+
+    @property
+    def identity(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+        return (self.name, self.expr_text, tuple(sorted(self.labels.items())))
+
+    def result(self, vector: Iterable[Any]) -> list[tuple[dict[str, str], float]]:
+        """The series to record: the result relabelled with `__name__` and the rule's labels."""
+        out: list[tuple[dict[str, str], float]] = []
+        seen: set[SeriesKey] = set()
+        for sample in vector:
+            labels = dict(sample.labels)
+            labels["__name__"] = self.name
+            for k, v in self.labels.items():
+                if v == "":
+                    labels.pop(k, None)
+                else:
+                    labels[k] = v
+            key = tuple(sorted(labels.items()))
+            if key in seen:
+                raise EvalError(
+                    "vector contains metrics with the same labelset after applying rule labels"
+                )
+            seen.add(key)
+            out.append((labels, float(sample.value)))
+        return out
+
+    def take_state_from(self, old: RecordingRule) -> None:
+        self.written = old.written
+        self.last_result = old.last_result
+        self.health, self.last_error = old.health, old.last_error
+        self.last_evaluation, self.evaluation_time = old.last_evaluation, old.evaluation_time
+
+
+Rule = AlertingRule | RecordingRule
+
+
+@dataclass(frozen=True, slots=True)
+class _ScalarSample:
+    labels: Mapping[str, str]
+    value: float
+
+
+def _as_vector(result: Any) -> list[Any]:
+    """An instant-query result as a vector: a scalar becomes one sample without labels."""
+    if isinstance(result, int | float):
+        return [_ScalarSample({}, float(result))]
+    return list(result)
+
+
+@dataclass(eq=False)
+class RuleGroup:
+    """A named list of rules evaluated in order at one interval."""
+
+    name: str
+    file: str
+    rules: list[Rule]
+    interval: float | None = None
+    """Seconds between evaluations; None means the config's evaluation_interval."""
+    limit: int = 0
+    source: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The group as written in the file (for export-rules)."""
+
+    last_evaluation: float | None = None
+    evaluation_time: float = 0.0
+    last_changes: list[Change] = field(default_factory=list, repr=False)
+    alerts_written: set[SeriesKey] = field(default_factory=set, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.file, self.name)
+
+    def alerting_rules(self) -> list[AlertingRule]:
+        return [r for r in self.rules if isinstance(r, AlertingRule)]
+
+    def recording_rules(self) -> list[RecordingRule]:
+        return [r for r in self.rules if isinstance(r, RecordingRule)]
+
+    def eval(self, now: float, history: Any) -> list[Alert]:
+        """Evaluate every rule at `now`; returns the alerts to send (firing and recently
+        resolved). A rule that fails keeps its alerts and is reported in `health`."""
+        from agent.alerting.history import STALE_NAN
+        from agent.alerting.promql import evaluate
+
+        started = time.perf_counter()
+        self.last_changes = []
+        alerts: list[Alert] = []
+        alert_series: dict[SeriesKey, float] = {}
+        for rule in self.rules:
+            t0 = time.perf_counter()
+            try:
+                vector = _as_vector(evaluate(rule.expr, history, now))
+                if isinstance(rule, RecordingRule):
+                    samples = rule.result(vector)
+                    if self.limit and len(samples) > self.limit:
+                        raise EvalError(
+                            f"exceeded limit of {self.limit} with {len(samples)} series"
+                        )
+                    written: set[SeriesKey] = set()
+                    for labels, value in samples:
+                        key = tuple(sorted(labels.items()))
+                        history.add(key, now, value)
+                        written.add(key)
+                    for key in rule.written - written:
+                        history.add(key, now, STALE_NAN)
+                    rule.written = written
+                    rule.last_result = samples
+                else:
+                    if self.limit and len(vector) > self.limit:
+                        raise EvalError(f"exceeded limit of {self.limit} with {len(vector)} alerts")
+                    self.last_changes.extend(rule.apply(vector, now))
+                rule.health, rule.last_error = "ok", ""
+            except Exception as exc:
+                rule.health, rule.last_error = "err", str(exc) or type(exc).__name__
+            if isinstance(rule, AlertingRule):
+                # ALERTS right after each alerting rule, so later rules in the group see them
+                alerts.extend(rule.alerts_to_send())
+                series = [(_key({**lb, "__name__": "ALERTS"}), v) for lb, v in rule.alerts_series()]
+                series += [
+                    (_key({**lb, "__name__": "ALERTS_FOR_STATE"}), v)
+                    for lb, v in rule.for_state_series()
+                ]
+                for key, value in series:
+                    history.add(key, now, value)
+                    alert_series[key] = value
+            rule.last_evaluation = now
+            rule.evaluation_time = time.perf_counter() - t0
+        for key in self.alerts_written - alert_series.keys():
+            history.add(key, now, STALE_NAN)
+        self.alerts_written = set(alert_series)
+        self.last_evaluation = now
+        self.evaluation_time = time.perf_counter() - started
+        return alerts
+
+    def take_state_from(self, old: RuleGroup) -> None:
+        """After a reload: keep alert state of rules whose identity did not change."""
+        by_identity: dict[tuple[str, tuple[str, str, Any]], Rule] = {}
+        for r in old.rules:
+            by_identity.setdefault((type(r).__name__, r.identity), r)
+        for r in self.rules:
+            prev = by_identity.pop((type(r).__name__, r.identity), None)
+            if isinstance(r, AlertingRule) and isinstance(prev, AlertingRule):
+                r.take_state_from(prev)
+            if isinstance(r, RecordingRule) and isinstance(prev, RecordingRule):
+                r.take_state_from(prev)
+        self.alerts_written = old.alerts_written
+        self.last_evaluation = old.last_evaluation
+        self.evaluation_time = old.evaluation_time
+
+
+def _key(labels: Mapping[str, str]) -> SeriesKey:
+    return tuple(sorted(labels.items()))
+
+
+# -------------------------------------------------------------------------------------
+# Loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of duplicate keys silently; Prometheus rejects them."""
+
+
+def _construct_mapping(
+    loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"mapping key {key!r} already defined at line {seen[key]}",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def expand_rule_paths(
+    patterns: Sequence[str], base_dir: Path | None = None
+) -> tuple[list[str], list[str]]:
+    """Rule-file globs to files, sorted and without duplicates; plus problems (a plain
+    path that does not exist). A glob that matches nothing is fine, as in Prometheus."""
+    files: list[str] = []
+    problems: list[str] = []
+    for pattern in patterns:
+        full = pattern if base_dir is None or os.path.isabs(pattern) else str(base_dir / pattern)
+        if glob.has_magic(full):
+            files.extend(sorted(glob.glob(full)))
+        elif os.path.exists(full):
+            files.append(full)
+        else:
+            problems.append(f"{full}: rule file not found")
+    seen: set[str] = set()
+    unique = [f for f in files if not (f in seen or seen.add(f))]  # type: ignore[func-returns-value]
+    return unique, problems
+
+
+def load_rule_files(
+    paths: Sequence[str],
+    *,
+    base_dir: Path | None = None,
+    external_labels: Mapping[str, str] | None = None,
+    external_url: str = "",
+) -> list[RuleGroup]:
+    """Load and check rule files (globs allowed); raises RuleError listing every problem."""
+    files, problems = expand_rule_paths(paths, base_dir)
+    groups: list[RuleGroup] = []
+    for file in files:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except OSError as exc:
+            problems.append(f"{file}: cannot read: {exc.strerror}")
+            continue
+        file_groups, file_problems = parse_rule_file(
+            text, file, external_labels=external_labels, external_url=external_url
+        )
+        groups.extend(file_groups)
+        problems.extend(file_problems)
+    if problems:
+        raise RuleError(problems)
+    return groups
+
+
+def parse_rule_file(
+    text: str,
+    file: str,
+    *,
+    external_labels: Mapping[str, str] | None = None,
+    external_url: str = "",
+) -> tuple[list[RuleGroup], list[str]]:
+    """Parse one rule file's text; returns the groups and every problem found."""
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        return [], [f"{file}: {where}not valid YAML: {problem}"]
+    if raw is None:
+        return [], []
+    if not isinstance(raw, dict):
+        return [], [f"{file}: expected a mapping with a `groups:` list"]
+    problems: list[str] = []
+    for key in raw:
+        if key != "groups":
+            problems.append(f"{file}: unknown key {key!r} (a rule file has only `groups:`)")
+    raw_groups = raw.get("groups") or []
+    if not isinstance(raw_groups, list):
+        return [], [*problems, f"{file}: groups: expected a list of groups"]
+    groups: list[RuleGroup] = []
+    names: set[str] = set()
+    for gi, raw_group in enumerate(raw_groups):
+        group = _parse_group(
+            raw_group, gi, file, names, problems, dict(external_labels or {}), external_url
+        )
+        if group is not None:
+            groups.append(group)
+    return groups, problems
+
+
+def _parse_group(
+    raw: Any,
+    gi: int,
+    file: str,
+    names: set[str],
+    problems: list[str],
+    external_labels: dict[str, str],
+    external_url: str,
+) -> RuleGroup | None:
+    where = f"{file}: groups[{gi}]"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected a mapping with name: and rules:")
+        return None
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        problems.append(f"{where}: name: every group needs a non-empty name")
+        name = f"#{gi}"
+    else:
+        where = f"{file}: group {name!r}"
+        if name in names:
+            problems.append(f"{where}: the group name is repeated in the same file")
+        names.add(name)
+    for key in raw:
+        if key not in _GROUP_KEYS:
+            problems.append(
+                f"{where}: unknown key {key!r} (expected one of {', '.join(sorted(_GROUP_KEYS))})"
+            )
+    interval: float | None = None
+    if raw.get("interval") is not None:
+        try:
+            interval = prom_duration(raw["interval"])
+            if interval <= 0:
+                raise ValueError("the interval must be more than 0")
+        except ValueError as exc:
+            problems.append(f"{where}: interval: {exc}")
+    limit = raw.get("limit", 0)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        problems.append(f"{where}: limit: expected a whole number >= 0, got {limit!r}")
+        limit = 0
+    raw_rules = raw.get("rules")
+    if raw_rules is None:
+        raw_rules = []
+    if not isinstance(raw_rules, list):
+        problems.append(f"{where}: rules: expected a list of rules")
+        raw_rules = []
+    rules: list[Rule] = []
+    for ri, raw_rule in enumerate(raw_rules):
+        rule = _parse_rule(raw_rule, ri, where, problems, external_labels, external_url)
+        if rule is not None:
+            rules.append(rule)
+    return RuleGroup(name=name, file=file, rules=rules, interval=interval, limit=limit, source=raw)
+
+
+def _scalar_str(value: Any) -> str | None:
+    """YAML scalars as Prometheus reads them into string fields (`expr: 1` is "1")."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _parse_rule(
+    raw: Any,
+    ri: int,
+    group_where: str,
+    problems: list[str],
+    external_labels: dict[str, str],
+    external_url: str,
+) -> Rule | None:
+    if not isinstance(raw, dict):
+        problems.append(
+            f"{group_where}: rules[{ri}]: expected a mapping with alert: or record:, and expr:"
+        )
+        return None
+    alert, record = raw.get("alert"), raw.get("record")
+    if alert is not None and record is not None:
+        problems.append(f"{group_where}: rules[{ri}]: only one of `record` and `alert` can be set")
+        return None
+    if alert is None and record is None:
+        problems.append(f"{group_where}: rules[{ri}]: one of `record` or `alert` must be set")
+        return None
+    kind = "alert" if alert is not None else "record"
+    name = _scalar_str(alert if alert is not None else record) or ""
+    what = "alerting" if kind == "alert" else "recording"
+    where = f"{group_where}: {what} rule {name!r} (rules[{ri}])"
+    start = len(problems)
+    allowed = _ALERT_KEYS if kind == "alert" else _RECORD_KEYS
+    for key in raw:
+        if key not in allowed:
+            if kind == "record" and key in _ALERT_KEYS:
+                problems.append(f"{where}: {key!r} is not allowed in a recording rule")
+            else:
+                problems.append(
+                    f"{where}: unknown key {key!r} (expected one of {', '.join(sorted(allowed))})"
+                )
+    if not name:
+        problems.append(f"{where}: {kind}: the name must not be empty")
+    elif kind == "record" and not METRIC_NAME_RE.match(name):
+        problems.append(f"{where}: record: {name!r} is not a valid metric name")
+
+    expr_text = _scalar_str(raw.get("expr"))
+    expr: Any = None
+    if expr_text is None or not expr_text.strip():
+        problems.append(f"{where}: expr: every rule needs an expression")
+    else:
+        from agent.alerting.promql import compile_expr
+
+        try:
+            expr = compile_expr(expr_text)
+        except ValueError as exc:
+            problems.append(f"{where}: expr: {exc}")
+
+    durations: dict[str, float] = {}
+    for key in ("for", "keep_firing_for", "cooldown"):
+        if kind == "alert" and raw.get(key) is not None:
+            try:
+                durations[key] = prom_duration(raw[key])
+            except ValueError as exc:
+                problems.append(f"{where}: {key}: {exc}")
+
+    labels = _string_map(raw.get("labels"), "labels", where, problems)
+    for label in labels:
+        if not LABEL_NAME_RE.match(label) or label == "__name__":
+            problems.append(f"{where}: labels: {label!r} is not a valid label name")
+    annotations = (
+        _string_map(raw.get("annotations"), "annotations", where, problems)
+        if kind == "alert"
+        else {}
+    )
+    for ann in annotations:
+        if not LABEL_NAME_RE.match(ann):
+            problems.append(f"{where}: annotations: {ann!r} is not a valid annotation name")
+
+    if kind == "record":
+        if len(problems) > start:
+            return None
+        return RecordingRule(name=name, expr_text=expr_text or "", expr=expr, labels=labels)
+
+    label_tmpls = _templates(labels, "label", where, problems)
+    ann_tmpls = _templates(annotations, "annotation", where, problems)
+    if len(problems) > start:
+        return None
+    return AlertingRule(
+        name=name,
+        expr_text=expr_text or "",
+        expr=expr,
+        hold=durations.get("for", 0.0),
+        keep_firing_for=durations.get("keep_firing_for", 0.0),
+        labels=label_tmpls,
+        annotations=ann_tmpls,
+        cooldown=durations.get("cooldown", 0.0),
+        external_labels=external_labels,
+        external_url=external_url,
+        generator_url=_generator_url(external_url, expr_text or ""),
+    )
+
+
+def _string_map(raw: Any, key: str, where: str, problems: list[str]) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: {key}: expected a mapping of names to strings")
+        return {}
+    out: dict[str, str] = {}
+    for k, v in raw.items():
+        s = _scalar_str(v)
+        if not isinstance(k, str) or s is None:
+            problems.append(f"{where}: {key}.{k}: expected a string value")
+            continue
+        out[k] = s
+    return out
+
+
+def _templates(
+    texts: dict[str, str], what: str, where: str, problems: list[str]
+) -> dict[str, Template]:
+    out: dict[str, Template] = {}
+    for name, text in texts.items():
+        try:
+            out[name] = Template(text)
+        except TemplateError as exc:
+            problems.append(f"{where}: {what} {name!r}: template: {exc}")
+    return out
+
+
+def _generator_url(external_url: str, expr: str) -> str:
+    """Prometheus' link to the expression (the `generatorURL` Alertmanager shows)."""
+    q = urllib.parse.urlencode({"g0.expr": expr, "g0.tab": "1"}, quote_via=urllib.parse.quote)
+    return f"{external_url.rstrip('/')}/graph?{q}"
