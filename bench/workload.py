@@ -16,7 +16,14 @@ from typing import Any
 
 import orjson
 
-ROUTES = ["/api/chat", "/api/chat/stream", "/api/sessions", "/api/feedback", "/healthz", "/api/history"]
+ROUTES = [
+    "/api/chat",
+    "/api/chat/stream",
+    "/api/sessions",
+    "/api/feedback",
+    "/healthz",
+    "/api/history",
+]
 STATUSES = [200] * 90 + [201] * 3 + [400] * 2 + [401, 404, 429, 500, 503]
 METHODS = ["POST", "POST", "GET"]
 MODELS = ["gpt-4o-mini", "gpt-4o", "claude-3-haiku", "llama-3-70b"]
