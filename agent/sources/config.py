@@ -33,6 +33,11 @@ class SourceConfig(Model):
     stat_interval: Duration = 10.0
     """Safety-net stat of every watched file, for filesystems whose rotation sends no event."""
     permission_retry: Duration = 10.0
+    """How often a matching file that cannot be opened (permission denied) is retried."""
+    rotate_wait: Duration = 5.0
+    """A file rotated away (renamed out of the globs, deleted, symlink retargeted) is still
+    read by its open descriptor until it has not grown for this long, since writers keep
+    writing to it for a moment after rotation."""
 
     @field_validator("regex")
     @classmethod
@@ -68,3 +73,5 @@ class CheckpointConfig(Model):
     path: str | None = None
     """Defaults to `<state_dir>/checkpoints.json`."""
     interval: Duration = 5.0
+    forget_after: Duration = 86400.0
+    """Checkpoints of files gone (not open) for this long are pruned."""

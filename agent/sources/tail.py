@@ -1,0 +1,853 @@
+"""Tail files by glob, across every kind of rotation, without losing or repeating a line.
+
+How a `FileSource` works, in the order a reader meets it:
+
+* **Finding files.** The globs are expanded at start, whenever the watcher reports a
+  file added or removed in a watched directory, and every `stat_interval` as a safety
+  net (some filesystems rotate without an event). Watching uses `watchfiles.awatch`
+  (inotify) on the directories the globs live in, plus the directories symlinked files
+  point into. Nothing polls in between: an idle source sleeps until the next event or
+  timer.
+
+* **Identity.** An open file is its inode: we keep its descriptor, so a rename keeps us
+  reading the same bytes, and a rotated file that still matches the globs (`app.log.1`
+  for `app.log*`) is recognised as the stream we already read, not a new file. For
+  checkpoints and for copies we use a fingerprint, `dev:inode:hash(first 1 KiB)` (see
+  `checkpoint.py`). Before reading more, each open file is checked to still hold the
+  bytes we fingerprinted (its first bytes and the bytes just before our offset); if not,
+  or if it shrank below our offset, it was truncated in place (copytruncate or plain
+  truncation) and reading restarts at 0.
+
+* **Copies (copytruncate).** The truncated content lives on in the copy. The old
+  incarnation's checkpoint is kept; a new file whose first 1 KiB hashes the same and
+  that holds the same bytes just before that checkpoint's offset is the copy, and it is
+  read from that offset on, so lines written between our last read and the truncation
+  are picked up from the copy (when the copy matches the globs) and nothing is read
+  twice. A copy seen *before* the original is truncated is held unread until the
+  original truncates (then it continues from our offset) or `rotate_wait` passes (then
+  it is a plain duplicate of the original, and only what is appended to it later is
+  read). Files shorter than 1 KiB are identified by inode only: a copy of such a short
+  file is read as a new file. A file that appears empty is identified once its first
+  bytes arrive, so a copy being written is not mistaken for a new file.
+
+* **Rotated away.** A file that no longer matches the globs (renamed out, deleted, a
+  symlink retargeted) is still read by its descriptor, because writers keep writing to
+  it for a moment after rotation; it is closed once it has not grown for `rotate_wait`.
+
+* **Handing on.** Each chunk (256 KiB) is split into lines (`lines.py`), decoded, and
+  handed to the sink as one batch; only after the sink returns does the file's
+  checkpoint advance, to just past the last complete line handed on.
+
+* **Where to start.** A file with a checkpoint resumes at it. Otherwise `start_at`
+  applies on a source's first run (no checkpoints for it at all); files found later,
+  while running or after a restart, are new since we last looked and are read from the
+  beginning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fnmatch
+import glob
+import hashlib
+import logging
+import math
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+from watchfiles import Change, awatch
+
+from agent.decode import Decoder, OnError, make_decoder
+from agent.events import Event, Origin, Sink
+from agent.selfmetrics import SelfMetrics
+from agent.sources.checkpoint import (
+    FINGERPRINT_BYTES,
+    TAIL_BYTES,
+    Checkpoint,
+    Checkpoints,
+)
+from agent.sources.config import SourceConfig
+from agent.sources.lines import LineSplitter, SourceCounters
+
+log = logging.getLogger("chatwatch.tail")
+
+CHUNK = 256 * 1024
+"""Bytes per read; each chunk's lines are handed on as one batch."""
+ROUND_BYTES = 1024 * 1024
+"""Bytes read from one file before giving the other files and the event loop a turn."""
+WATCH_DEBOUNCE_MS = 200
+WATCH_STEP_MS = 100
+
+DecoderFactory = Callable[[SourceConfig, OnError], Decoder]
+State = Literal["live", "held", "pending"]
+
+
+def _hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+class _File:
+    """One open file (one inode) and how far it was read."""
+
+    __slots__ = (
+        "copy_of",
+        "cp",
+        "decoder",
+        "decoder_dirty",
+        "departed",
+        "dev",
+        "fd",
+        "ino",
+        "last_growth",
+        "lost_since",
+        "origin",
+        "path",
+        "paths",
+        "pos",
+        "since",
+        "size",
+        "splitter",
+        "state",
+        "tail",
+    )
+
+    def __init__(self, fd: int, dev: int, ino: int, path: str, source: str) -> None:
+        self.fd = fd
+        self.dev = dev
+        self.ino = ino
+        self.path = path
+        """The path the file was found under (events' origin; stable across renames)."""
+        self.paths: set[str] = {path}
+        """Paths matching the globs that lead to this inode now."""
+        self.origin = Origin(source, path)
+        self.state: State = "live"
+        self.pos = 0
+        """Read position; bytes before it are handed on or held by the splitter."""
+        self.size = 0
+        self.cp: Checkpoint | None = None
+        self.splitter: LineSplitter | None = None
+        self.decoder: Decoder | None = None
+        self.decoder_dirty = False
+        self.tail = b""
+        """The bytes just before the committed offset (what `cp.tail_hash` hashes)."""
+        now = time.monotonic()
+        self.last_growth = now
+        self.since = now
+        self.lost_since: float | None = None
+        self.copy_of: str | None = None
+        self.departed = False
+
+
+class _Denied:
+    __slots__ = ("initial", "next_retry")
+
+    def __init__(self, initial: bool, next_retry: float) -> None:
+        self.initial = initial
+        self.next_retry = next_retry
+
+
+class _HeldPartial:
+    """The unfinished last line of a file that was truncated, waiting for its copy."""
+
+    __slots__ = ("data", "deadline", "decoder", "key", "origin", "tail")
+
+    def __init__(
+        self, key: str, data: bytes, tail: bytes, origin: Origin, decoder: Decoder, deadline: float
+    ) -> None:
+        self.key = key
+        self.data = data
+        self.tail = tail
+        self.origin = origin
+        self.decoder = decoder
+        self.deadline = deadline
+
+
+class FileSource:
+    """Lines from the files matching one source's globs, handed on in batches to `sink`."""
+
+    def __init__(
+        self,
+        cfg: SourceConfig,
+        sink: Sink,
+        checkpoints: Checkpoints,
+        stats: SelfMetrics,
+        decoder_factory: DecoderFactory = make_decoder,
+    ) -> None:
+        self.cfg = cfg
+        self.sink = sink
+        self.checkpoints = checkpoints
+        self._decoder_factory = decoder_factory
+        self._name = cfg.name
+        self._label = (cfg.name,)
+        self._patterns = [os.path.abspath(p) for p in cfg.paths]
+        self._counters = SourceCounters(stats, cfg.name)
+        self._rotations = stats.counter(
+            "chatwatch_rotations_total",
+            "Files rotated under the tailer, by kind (rename, delete, symlink, truncate).",
+            ("source", "kind"),
+        )
+        self._watched = stats.gauge(
+            "chatwatch_files_watched", "Files held open by the source.", ("source",)
+        )
+        self._lag = stats.gauge(
+            "chatwatch_file_lag_bytes",
+            "Bytes written to a file but not yet handed on.",
+            ("source", "path"),
+        )
+        self._open_errors = stats.counter(
+            "chatwatch_file_open_errors_total",
+            "Failed attempts to open or list a matching file, by reason.",
+            ("source", "reason"),
+        )
+        self.opened = asyncio.Event()
+        """Set once the globs were scanned and the existing files opened."""
+        self._files: dict[tuple[int, int], _File] = {}
+        self._denied: dict[str, _Denied] = {}
+        self._dir_errors: set[str] = set()
+        self._held_partials: list[_HeldPartial] = []
+        self._changes: set[tuple[Change, str]] = set()
+        self._wake = asyncio.Event()
+        self._deadline = math.inf
+        self._first_run = True
+        self._stopping = False
+        self._running = False
+        self._closed = False
+        self._done = asyncio.Event()
+        self._watch_key: frozenset[tuple[str, bool, int]] = frozenset()
+        self._watch_restart: asyncio.Event | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Tail until `stop()`; hands on everything read before returning."""
+        if self._stopping:
+            return
+        self._running = True
+        watcher: asyncio.Task[None] | None = None
+        try:
+            self._first_run = not self.checkpoints.for_source(self._name)
+            self._scan(initial=True)
+            self.opened.set()
+            watcher = asyncio.create_task(self._watch(), name=f"watch:{self._name}")
+            await self._loop()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watcher
+            self._shutdown()
+            self._done.set()
+
+    async def stop(self) -> None:
+        """Stop reading; hand on what was read (held partial lines and decoder state)."""
+        self._stopping = True
+        self._wake.set()
+        if self._running:
+            await self._done.wait()
+        else:
+            self._shutdown()
+
+    async def _loop(self) -> None:
+        interval = self.cfg.stat_interval
+        next_full = time.monotonic() + interval
+        more = True
+        while not self._stopping:
+            if not more:
+                timeout = max(0.0, min(next_full, self._deadline) - time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
+            if self._stopping:
+                break
+            self._wake.clear()
+            changes, self._changes = self._changes, set()
+            now = time.monotonic()
+            full = now >= next_full
+            if full:
+                next_full = now + interval
+            # Poll before scanning: a truncation must be seen before its copy is judged.
+            more = await self._poll_all(verify=full)
+            if full or self._needs_scan(changes):
+                self._scan(initial=False)
+                more = await self._poll_all(verify=False) or more
+            if full:
+                self._touch_checkpoints()
+            self._housekeeping(time.monotonic())
+
+    def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for f in list(self._files.values()):
+            if f.cp is not None and f.state == "live":
+                self._flush_file(f)
+            self._forget(f)
+        for held in self._held_partials:
+            self._emit_held_partial(held)
+        self._held_partials.clear()
+        self._watched.set(self._label, 0)
+
+    # -- watching -----------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Turn inotify events in the watched directories into wake-ups of the loop."""
+        while not self._stopping:
+            dirs = self._watch_dirs()
+            self._watch_key = dirs
+            restart = asyncio.Event()
+            self._watch_restart = restart
+            groups = [
+                (sorted(d for d, r, _ in dirs if r == recursive), recursive)
+                for recursive in (False, True)
+            ]
+            groups = [(d, r) for d, r in groups if d]
+            if not groups:
+                await restart.wait()
+                continue
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    for paths, recursive in groups:
+                        tg.create_task(self._watch_group(paths, recursive, restart))
+            except Exception as exc:
+                log.warning(
+                    "file watcher failed; relying on the periodic stat until it restarts",
+                    extra={"source": self._name, "error": repr(exc)},
+                )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await restart.wait()
+
+    async def _watch_group(self, dirs: list[str], recursive: bool, stop: asyncio.Event) -> None:
+        async for changes in awatch(
+            *dirs,
+            watch_filter=None,
+            debounce=WATCH_DEBOUNCE_MS,
+            step=WATCH_STEP_MS,
+            stop_event=stop,
+            recursive=recursive,
+            ignore_permission_denied=True,
+        ):
+            self._changes.update(changes)
+            self._wake.set()
+
+    def _watch_dirs(self) -> frozenset[tuple[str, bool, int]]:
+        dirs: set[tuple[str, bool, int]] = set()
+
+        def add(path: str, recursive: bool) -> None:
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+                if stat.S_ISDIR(st.st_mode):
+                    dirs.add((path, recursive, st.st_ino))
+
+        for pattern in self._patterns:
+            add(*_static_dir(pattern))
+        for f in self._files.values():
+            for p in f.paths:
+                if os.path.islink(p):
+                    add(os.path.dirname(os.path.realpath(p)), False)
+        return frozenset(dirs)
+
+    def _update_watch(self) -> None:
+        if self._watch_restart is not None and self._watch_dirs() != self._watch_key:
+            self._watch_restart.set()
+
+    def _needs_scan(self, changes: Iterable[tuple[Change, str]]) -> bool:
+        known: set[str] | None = None
+        for change, path in changes:
+            if change != Change.modified:
+                return True
+            if known is None:
+                known = {p for f in self._files.values() for p in f.paths}
+            if path not in known and any(fnmatch.fnmatch(path, p) for p in self._patterns):
+                return True
+        return False
+
+    # -- finding files ------------------------------------------------------------------
+
+    def _excluded(self, path: str) -> bool:
+        name = os.path.basename(path)
+        for pattern in self.cfg.exclude:
+            if "/" in pattern:
+                if fnmatch.fnmatch(path, os.path.abspath(pattern)):
+                    return True
+            elif fnmatch.fnmatch(name, pattern):
+                return True
+        return False
+
+    def _scan(self, initial: bool) -> None:
+        """Expand the globs; follow renames, notice files gone, open new ones."""
+        found: dict[tuple[int, int], list[str]] = {}
+        seen: set[str] = set()
+        for pattern in self._patterns:
+            matches = glob.glob(pattern, recursive=True)
+            if not matches:
+                self._check_dir(pattern)
+            for path in matches:
+                if path in seen or self._excluded(path):
+                    continue
+                seen.add(path)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue  # vanished, or a dangling symlink
+                if stat.S_ISREG(st.st_mode):
+                    found.setdefault((st.st_dev, st.st_ino), []).append(path)
+
+        now = time.monotonic()
+        for key, f in list(self._files.items()):
+            f.paths = set(found.pop(key, ()))
+            if not f.departed and f.path not in f.paths:
+                f.departed = True
+                kind = self._departure(f)
+                self._rotations.inc((self._name, kind))
+                log.info(
+                    "file rotated",
+                    extra={"source": self._name, "path": f.path, "kind": kind},
+                )
+            if f.paths:
+                f.lost_since = None
+                if f.cp is not None and f.cp.path not in f.paths:
+                    f.cp.path = min(f.paths)
+                    self.checkpoints.mark_dirty()
+            elif f.lost_since is None:
+                f.lost_since = now
+
+        for path in [p for p in self._denied if p not in seen]:
+            del self._denied[path]
+        for paths in found.values():
+            path = min(paths)
+            denied = self._denied.get(path)
+            if denied is not None and denied.next_retry > now:
+                continue
+            self._open(path, initial)
+        self._update_watch()
+
+    def _departure(self, f: _File) -> str:
+        try:
+            if os.fstat(f.fd).st_nlink == 0:
+                return "delete"
+        except OSError:
+            return "delete"
+        return "symlink" if os.path.islink(f.path) else "rename"
+
+    def _check_dir(self, pattern: str) -> None:
+        """A glob that matches nothing may hide an unreadable directory: say so once."""
+        directory, _ = _static_dir(pattern)
+        try:
+            with os.scandir(directory):
+                pass
+        except PermissionError:
+            self._open_errors.inc((self._name, "permission_denied"))
+            if directory not in self._dir_errors:
+                self._dir_errors.add(directory)
+                log.warning(
+                    "cannot list directory (permission denied); its files are not read",
+                    extra={"source": self._name, "path": directory},
+                )
+            return
+        except OSError:
+            return
+        self._dir_errors.discard(directory)
+
+    def _open(self, path: str, initial: bool) -> None:
+        now = time.monotonic()
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            reason = (
+                "permission_denied"
+                if exc.errno in (errno.EACCES, errno.EPERM)
+                else errno.errorcode.get(exc.errno or 0, "error").lower()
+            )
+            self._open_errors.inc((self._name, reason))
+            denied = self._denied.get(path)
+            if denied is None:
+                log.warning(
+                    "cannot open file; retrying",
+                    extra={
+                        "source": self._name,
+                        "path": path,
+                        "reason": reason,
+                        "retry_every": self.cfg.permission_retry,
+                    },
+                )
+                denied = self._denied[path] = _Denied(initial, now)
+            denied.next_retry = now + self.cfg.permission_retry
+            return
+        denied = self._denied.pop(path, None)
+        if denied is not None:
+            initial = denied.initial
+            log.info("file is readable now", extra={"source": self._name, "path": path})
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        if not stat.S_ISREG(st.st_mode) or key in self._files:
+            os.close(fd)
+            if key in self._files:
+                self._files[key].paths.add(path)
+            return
+        f = _File(fd, st.st_dev, st.st_ino, path, self._name)
+        f.decoder = self._decoder_factory(self.cfg, self._counters.decode_error)
+        self._files[key] = f
+        self._watched.set(self._label, len(self._files))
+        if not initial and st.st_size == 0:
+            f.state = "pending"  # identified when its first bytes arrive (it may be a copy)
+        else:
+            self._identify(f, st.st_size, initial)
+
+    def _identify(self, f: _File, size: int, initial: bool) -> None:
+        """Decide where to start reading a newly found file (see the module docstring)."""
+        cps = self.checkpoints
+        name = self._name
+        mine = cps.for_source(name)
+        inode_known = False
+        for cp in mine:
+            if (cp.dev, cp.ino) != (f.dev, f.ino) or cps.is_live(name, cp.key):
+                continue
+            inode_known = True
+            if self._holds(f.fd, size, cp, head=True):
+                cps.remove(name, cp.key)
+                self._begin(f, cp.offset, cp.mid_line)
+                log.info(
+                    "resuming at checkpoint",
+                    extra={"source": name, "path": f.path, "offset": cp.offset},
+                )
+                return
+        if size >= FINGERPRINT_BYTES:
+            head_hash = _hash(os.pread(f.fd, FINGERPRINT_BYTES, 0))
+            for cp in mine:
+                if (
+                    cp.head_len != FINGERPRINT_BYTES
+                    or cp.head_hash != head_hash
+                    or (cp.dev, cp.ino) == (f.dev, f.ino)
+                ):
+                    continue
+                if cps.is_live(name, cp.key):
+                    f.state = "held"
+                    f.copy_of = cp.key
+                    f.since = time.monotonic()
+                    return
+                if size >= cp.offset:
+                    if not self._holds(f.fd, size, cp, head=False):
+                        continue
+                    offset, mid_line = cp.offset, cp.mid_line
+                    self._held_partials = [h for h in self._held_partials if h.key != cp.key]
+                else:  # an older copy: everything in it was read already
+                    offset, mid_line = size, not _ends_line(f.fd, size)
+                cps.remove(name, cp.key)
+                self._begin(f, offset, mid_line)
+                log.info(
+                    "recognised a copy of a file already read; continuing where it was",
+                    extra={"source": name, "path": f.path, "offset": offset, "was": cp.path},
+                )
+                return
+        if initial and not inode_known and self._first_run and self.cfg.start_at == "end":
+            self._begin(f, size, not _ends_line(f.fd, size))
+        else:
+            self._begin(f, 0, False)
+
+    def _holds(self, fd: int, size: int, cp: Checkpoint, head: bool) -> bool:
+        """Does the file still hold the bytes checkpoint `cp` describes?"""
+        if size < cp.offset or size < cp.head_len:
+            return False
+        if head and cp.head_len and _hash(os.pread(fd, cp.head_len, 0)) != cp.head_hash:
+            return False
+        start = max(0, cp.offset - TAIL_BYTES)
+        return _hash(os.pread(fd, cp.offset - start, start)) == cp.tail_hash
+
+    def _begin(self, f: _File, offset: int, mid_line: bool) -> None:
+        """Start reading `f` (a new file, or a truncated one) at `offset`."""
+        f.state = "live"
+        f.copy_of = None
+        f.pos = offset
+        f.splitter = LineSplitter(
+            self.cfg.max_line_bytes, self._counters.too_long, mid_line=mid_line
+        )
+        head = os.pread(f.fd, FINGERPRINT_BYTES, 0)
+        start = max(0, offset - TAIL_BYTES)
+        f.tail = os.pread(f.fd, offset - start, start)
+        f.cp = Checkpoint(
+            source=self._name,
+            path=min(f.paths) if f.paths else f.path,
+            dev=f.dev,
+            ino=f.ino,
+            head_len=len(head),
+            head_hash=_hash(head),
+            offset=offset,
+            tail_hash=_hash(f.tail),
+            mid_line=mid_line,
+            updated=time.time(),
+        )
+        self.checkpoints.put(f.cp)
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def _poll_all(self, verify: bool) -> bool:
+        """Read what is new in every open file; True if some file has more to read."""
+        more = False
+        for f in list(self._files.values()):
+            if self._stopping:
+                break
+            if f.state != "held" and self._poll(f, verify):
+                more = True
+            await asyncio.sleep(0)
+        return more
+
+    def _poll(self, f: _File, verify: bool) -> bool:
+        try:
+            size = os.fstat(f.fd).st_size
+        except OSError:
+            return False
+        if f.state == "pending":
+            if size == 0:
+                return False
+            self._identify(f, size, initial=False)
+            if f.state != "live":
+                return False
+        assert f.cp is not None
+        if size < f.pos or ((size != f.size or verify) and not self._holds_own(f, size)):
+            self._truncated(f)
+        f.size = size
+        more = self._read(f, ROUND_BYTES) if size > f.pos else False
+        self._lag.set((self._name, f.path), max(0, max(size, f.pos) - f.cp.offset))
+        return more
+
+    def _holds_own(self, f: _File, size: int) -> bool:
+        cp = f.cp
+        assert cp is not None
+        if cp.head_len and _hash(os.pread(f.fd, cp.head_len, 0)) != cp.head_hash:
+            return False
+        n = len(f.tail)
+        return not n or os.pread(f.fd, n, cp.offset - n) == f.tail
+
+    def _read(self, f: _File, budget: float) -> bool:
+        """Read up to `budget` bytes, handing on each chunk's lines; True if more is there."""
+        splitter = f.splitter
+        assert splitter is not None
+        while budget > 0:
+            try:
+                data = os.pread(f.fd, CHUNK, f.pos)
+            except OSError as exc:
+                log.warning(
+                    "read failed", extra={"source": self._name, "path": f.path, "error": str(exc)}
+                )
+                return False
+            if not data:
+                return False
+            f.pos += len(data)
+            budget -= len(data)
+            f.last_growth = time.monotonic()
+            self._counters.bytes.inc(self._label, len(data))
+            self._hand_on(f, splitter.feed(data))
+            self._commit(f)
+            if len(data) < CHUNK:
+                return False
+            if self._stopping:
+                return False
+        return True
+
+    def _hand_on(self, f: _File, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        assert f.decoder is not None
+        self._counters.lines.inc(self._label, len(lines))
+        events: list[Event] = []
+        f.decoder.decode(lines, events)
+        f.decoder_dirty = True
+        if events:
+            self._emit(f.origin, events)
+
+    def _emit(self, origin: Origin, events: list[Event]) -> None:
+        self._counters.events.inc(self._label, len(events))
+        try:
+            self.sink(origin, events)
+        except Exception:
+            log.exception("the sink failed on a batch of events; the batch is dropped")
+
+    def _commit(self, f: _File) -> None:
+        """Advance the checkpoint to just past the last line handed on."""
+        cp, splitter = f.cp, f.splitter
+        assert cp is not None and splitter is not None
+        committed = f.pos - splitter.uncommitted
+        if committed == cp.offset and splitter.mid_line == cp.mid_line:
+            return
+        if committed != cp.offset:
+            start = max(0, committed - TAIL_BYTES)
+            f.tail = os.pread(f.fd, committed - start, start)
+            cp.tail_hash = _hash(f.tail)
+        if cp.head_len < FINGERPRINT_BYTES and committed > cp.head_len:
+            head = os.pread(f.fd, FINGERPRINT_BYTES, 0)
+            if len(head) > cp.head_len:
+                self.checkpoints.remove(self._name, cp.key)
+                cp.head_len = len(head)
+                cp.head_hash = _hash(head)
+        cp.offset = committed
+        cp.mid_line = splitter.mid_line
+        cp.updated = time.time()
+        self.checkpoints.put(cp)
+
+    def _flush_file(self, f: _File) -> None:
+        """Hand on the held partial line and whatever the decoder holds."""
+        if f.splitter is not None:
+            line = f.splitter.flush()
+            if line is not None:
+                self._hand_on(f, [line])
+        self._flush_decoder(f.decoder, f.origin)
+        f.decoder_dirty = False
+        if f.cp is not None:
+            self._commit(f)
+
+    def _flush_decoder(self, decoder: Decoder | None, origin: Origin) -> None:
+        if decoder is None:
+            return
+        events: list[Event] = []
+        decoder.flush(events)
+        if events:
+            self._emit(origin, events)
+
+    # -- rotation -----------------------------------------------------------------------
+
+    def _truncated(self, f: _File) -> None:
+        """The file was truncated in place: keep the old incarnation for its copy, restart."""
+        old, splitter = f.cp, f.splitter
+        assert old is not None and splitter is not None
+        self._rotations.inc((self._name, "truncate"))
+        log.info(
+            "file truncated; reading it again from the start",
+            extra={"source": self._name, "path": f.path, "offset": old.offset},
+        )
+        self.checkpoints.release(self._name, old.key)
+        partial = splitter.partial
+        if partial and f.decoder is not None:
+            self._held_partials.append(
+                _HeldPartial(
+                    old.key,
+                    partial,
+                    f.tail,
+                    f.origin,
+                    f.decoder,
+                    time.monotonic() + self.cfg.rotate_wait,
+                )
+            )
+        self._flush_decoder(f.decoder, f.origin)
+        self._begin(f, 0, False)
+        self._resolve_held(old.key)
+
+    def _resolve_held(self, key: str) -> None:
+        """The file `key` was truncated or closed: copies waiting for it can be judged."""
+        for f in list(self._files.values()):
+            if f.state == "held" and f.copy_of == key:
+                try:
+                    size = os.fstat(f.fd).st_size
+                except OSError:
+                    continue
+                self._identify(f, size, initial=False)
+
+    def _emit_held_partial(self, held: _HeldPartial) -> None:
+        """No copy continued a truncated file: its unfinished last line goes on as it is."""
+        self._counters.lines.inc(self._label)
+        events: list[Event] = []
+        held.decoder.decode([held.data], events)
+        held.decoder.flush(events)
+        if events:
+            self._emit(held.origin, events)
+        cp = next((c for c in self.checkpoints.for_source(self._name) if c.key == held.key), None)
+        if cp is not None:
+            cp.offset += len(held.data)
+            cp.mid_line = True
+            cp.tail_hash = _hash((held.tail + held.data)[-TAIL_BYTES:])
+            self.checkpoints.mark_dirty()
+
+    def _housekeeping(self, now: float) -> None:
+        """Timers: idle partial lines, draining rotated files, held copies, retries."""
+        deadline = math.inf
+        idle = self.cfg.partial_line_timeout
+        wait = self.cfg.rotate_wait
+        for f in list(self._files.values()):
+            if f.lost_since is not None:
+                at = max(f.lost_since, f.last_growth) + wait
+                if now >= at:
+                    self._close(f)
+                    continue
+                deadline = min(deadline, at)
+            if f.state == "held":
+                at = f.since + wait
+                if now < at:
+                    deadline = min(deadline, at)
+                    continue
+                size = os.fstat(f.fd).st_size
+                log.info(
+                    "a copy of a file still being read; reading only what is appended to it",
+                    extra={"source": self._name, "path": f.path},
+                )
+                self._begin(f, size, not _ends_line(f.fd, size))
+            elif (
+                f.state == "live"
+                and f.splitter is not None
+                and (f.splitter.partial or f.decoder_dirty)
+            ):
+                at = f.last_growth + idle
+                if now >= at:
+                    self._flush_file(f)
+                else:
+                    deadline = min(deadline, at)
+        keep = []
+        for held in self._held_partials:
+            if now >= held.deadline:
+                self._emit_held_partial(held)
+            else:
+                keep.append(held)
+                deadline = min(deadline, held.deadline)
+        self._held_partials = keep
+        for path, denied in list(self._denied.items()):
+            if now >= denied.next_retry:
+                self._open(path, denied.initial)
+            retry = self._denied.get(path)
+            if retry is not None:
+                deadline = min(deadline, retry.next_retry)
+        self._deadline = deadline
+
+    def _close(self, f: _File) -> None:
+        """A file rotated away and quiet for `rotate_wait`: read its last bytes, let go."""
+        if f.state == "live":
+            self._read(f, math.inf)
+            self._flush_file(f)
+        log.info("closed rotated file", extra={"source": self._name, "path": f.path})
+        self._forget(f)
+        if f.cp is not None:
+            self._resolve_held(f.cp.key)
+
+    def _forget(self, f: _File) -> None:
+        with contextlib.suppress(OSError):
+            os.close(f.fd)
+        self._files.pop((f.dev, f.ino), None)
+        if f.cp is not None:
+            self.checkpoints.release(self._name, f.cp.key)
+        self._lag.remove((self._name, f.path))
+        self._watched.set(self._label, len(self._files))
+
+    def _touch_checkpoints(self) -> None:
+        now = time.time()
+        for f in self._files.values():
+            if f.cp is not None:
+                self.checkpoints.touch(self._name, f.cp.key, now)
+
+
+def _static_dir(pattern: str) -> tuple[str, bool]:
+    """The directory to watch for a glob, and whether files may lie deeper below it."""
+    parts = pattern.split(os.sep)
+    for i, part in enumerate(parts):
+        if any(c in part for c in "*?["):
+            return os.sep.join(parts[:i]) or os.sep, len(parts) - i > 1
+    return os.path.dirname(pattern) or os.sep, False
+
+
+def _ends_line(fd: int, offset: int) -> bool:
+    """Is `offset` at the start of a line (the file start, or just after a newline)?"""
+    return offset == 0 or os.pread(fd, 1, offset - 1) == b"\n"
