@@ -20,3 +20,12 @@ def check_all(path: str) -> list[str]:
     for check in CHECKS:
         problems.extend(check(cfg))
     return problems
+
+
+def _register_component_checks() -> None:
+    from agent.notify.check import check_alerting
+
+    CHECKS.append(check_alerting)
+
+
+_register_component_checks()

@@ -1,0 +1,364 @@
+"""Routing, aggregation groups, timers, dedup and cooldown: which notifications go out when.
+
+Alertmanager's dispatch/dispatch.go and notify's DedupStage in one pure object. It takes
+alerts and an explicit `now`, and returns `Notification`s; it never reads the clock,
+sleeps or does I/O, so every timing rule is tested with plain numbers.
+
+- Each alert is routed (route.py); per matching route it joins the aggregation group of
+  its `group_by` labels. A new group flushes after `group_wait` (at once if the alert
+  started longer ago than that), then every `group_interval`.
+- On a flush, each integration of the receiver gets a notification when something changed
+  since the last one it got (a new firing alert, or a resolve when `send_resolved`), or
+  when `repeat_interval` has passed (Alertmanager's needsUpdate). What was decided is
+  recorded at once (the notification log), so a receiver that is down is not re-sent the
+  same change on every tick: its queue owns delivery from then on.
+- `cooldown` (chatwatch): after a firing notification for an alert, the same alert (same
+  labels) that resolves and fires again is held back (neither firing nor resolved is sent)
+  until the cooldown has passed; it then goes out on the next group flush if still firing.
+- A firing alert the rule engine stops reporting resolves after `resolve_timeout`, as
+  Alertmanager resolves alerts whose endsAt passed. Resolved alerts leave the group after
+  the flush that saw them; a group with no alerts left is removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.alerts import Alert
+from agent.notify.notification import (
+    Notification,
+    NotifiedAlert,
+    fingerprint,
+    label_set_string,
+)
+from agent.notify.route import Route
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationSpec:
+    """What the dispatcher needs to know of an integration of a receiver."""
+
+    name: str
+    send_resolved: bool
+
+
+@dataclass(slots=True)
+class StoredAlert:
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: float
+    ends_at: float
+    """Resolved once `ends_at <= now`; firing alerts carry last report + resolve_timeout."""
+    resolved_explicitly: bool
+    generator_url: str
+    cooldown: float
+    fingerprint: str
+
+    def resolved(self, now: float) -> bool:
+        return self.ends_at <= now
+
+    def notified(self, now: float) -> NotifiedAlert:
+        return NotifiedAlert(
+            labels=self.labels,
+            annotations=self.annotations,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at if self.resolved(now) else None,
+            generator_url=self.generator_url,
+            fingerprint=self.fingerprint,
+        )
+
+
+@dataclass(slots=True)
+class Group:
+    id: str
+    """Route id + group labels: unique per aggregation group."""
+    key: str
+    """Alertmanager's groupKey (`{}/{severity="page"}:{alertname="X"}`), shown to receivers."""
+    route_id: str
+    receiver: str
+    labels: dict[str, str]
+    next_flush: float
+    alerts: dict[str, StoredAlert] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LogEntry:
+    """What an integration was last told about a group (Alertmanager's nflog entry)."""
+
+    firing: set[str]
+    resolved: set[str]
+    ts: float
+
+
+def needs_update(
+    entry: LogEntry | None,
+    firing: set[str],
+    resolved: set[str],
+    send_resolved: bool,
+    repeat: float,
+    now: float,
+) -> bool:
+    """Alertmanager's DedupStage.needsUpdate."""
+    if entry is None:
+        return bool(firing)
+    if not firing <= entry.firing:
+        return True
+    if not firing:
+        # Everything resolved: tell whoever was told it fires (also clears the log).
+        return bool(entry.firing)
+    if send_resolved and not resolved <= entry.resolved:
+        return True
+    return now - entry.ts >= repeat
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        route: Route | None,
+        integrations: dict[str, list[IntegrationSpec]],
+        external_url: str,
+        resolve_timeout: float,
+    ) -> None:
+        self.route = route
+        self.routes = {r.id: r for r in route.walk()} if route else {}
+        self.integrations = integrations
+        self.external_url = external_url
+        self.resolve_timeout = resolve_timeout
+        self.groups: dict[str, Group] = {}
+        self.log: dict[tuple[str, str], LogEntry] = {}
+        self.cooldown_until: dict[tuple[str, str], float] = {}
+
+    # -- input ---------------------------------------------------------------------------
+
+    def ingest(self, alerts: list[Alert], now: float) -> None:
+        if self.route is None:
+            return
+        for alert in alerts:
+            fp = fingerprint(alert.labels)
+            for route in self.route.match(alert.labels):
+                self._insert(route, alert, fp, now)
+
+    def _insert(self, route: Route, alert: Alert, fp: str, now: float) -> None:
+        labels = route.group_labels(alert.labels)
+        gid = f"{route.id}:{label_set_string(labels)}"
+        group = self.groups.get(gid)
+        # A resolved alert this group does not hold (the rule engine re-sends resolved
+        # alerts for 15 min) is only worth keeping if some integration was told it fires.
+        unknown = group is None or fp not in group.alerts
+        if alert.ends_at is not None and unknown and not self._told_firing(gid, route.receiver, fp):
+            return
+        if group is None:
+            wait = route.group_wait
+            first = max(now, min(now + wait, alert.starts_at + wait))
+            group = Group(
+                gid,
+                f"{route.key}:{label_set_string(labels)}",
+                route.id,
+                route.receiver,
+                labels,
+                next_flush=first,
+            )
+            self.groups[gid] = group
+        old = group.alerts.get(fp)
+        starts_at = alert.starts_at
+        if old is not None and not old.resolved(now) and alert.ends_at is None:
+            starts_at = min(old.starts_at, starts_at)
+        group.alerts[fp] = StoredAlert(
+            labels=dict(alert.labels),
+            annotations=dict(alert.annotations),
+            starts_at=starts_at,
+            ends_at=alert.ends_at if alert.ends_at is not None else now + self.resolve_timeout,
+            resolved_explicitly=alert.ends_at is not None,
+            generator_url=alert.generator_url,
+            cooldown=alert.cooldown,
+            fingerprint=fp,
+        )
+
+    def _told_firing(self, gid: str, receiver: str, fp: str) -> bool:
+        for spec in self.integrations.get(receiver, []):
+            entry = self.log.get((gid, spec.name))
+            if entry is not None and fp in entry.firing:
+                return True
+        return False
+
+    # -- timers --------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        return min((g.next_flush for g in self.groups.values()), default=None)
+
+    def flush_due(self, now: float) -> list[Notification]:
+        out: list[Notification] = []
+        for group in [g for g in self.groups.values() if g.next_flush <= now]:
+            route = self.routes.get(group.route_id)
+            if route is None:
+                del self.groups[group.id]
+                continue
+            out.extend(self._flush(group, route, now))
+            group.next_flush = now + route.group_interval
+            if not group.alerts:
+                del self.groups[group.id]
+                for spec in self.integrations.get(group.receiver, []):
+                    entry = self.log.get((group.id, spec.name))
+                    if entry is not None and not entry.firing:
+                        del self.log[(group.id, spec.name)]
+        self._expire_cooldowns(now)
+        return out
+
+    def _flush(self, group: Group, route: Route, now: float) -> list[Notification]:
+        specs = self.integrations.get(group.receiver, [])
+        told: set[str] = set()
+        for spec in specs:
+            entry = self.log.get((group.id, spec.name))
+            if entry is not None:
+                told |= entry.firing
+        held = {
+            fp
+            for fp in group.alerts
+            if fp not in told and self.cooldown_until.get((group.id, fp), 0.0) > now
+        }
+        firing = {fp for fp, a in group.alerts.items() if fp not in held and not a.resolved(now)}
+        resolved = {fp for fp, a in group.alerts.items() if fp not in held and a.resolved(now)}
+        ordered = sorted(group.alerts.values(), key=_sort_key)
+        out: list[Notification] = []
+        for spec in specs:
+            key = (group.id, spec.name)
+            if not needs_update(
+                self.log.get(key), firing, resolved, spec.send_resolved, route.repeat_interval, now
+            ):
+                continue
+            self.log[key] = LogEntry(set(firing), set(resolved), now)
+            wanted = firing | resolved if spec.send_resolved else firing
+            alerts = [a.notified(now) for a in ordered if a.fingerprint in wanted]
+            if not alerts:
+                continue
+            out.append(
+                Notification(
+                    receiver=group.receiver,
+                    integration=spec.name,
+                    group_key=group.key,
+                    group_labels=dict(group.labels),
+                    alerts=alerts,
+                    external_url=self.external_url,
+                    created_at=now,
+                )
+            )
+        if any(n.firing for n in out):
+            for fp in firing:
+                cooldown = group.alerts[fp].cooldown
+                if cooldown > 0:
+                    self.cooldown_until[(group.id, fp)] = now + cooldown
+        for fp in [fp for fp, a in group.alerts.items() if a.resolved(now)]:
+            del group.alerts[fp]
+        return out
+
+    def _expire_cooldowns(self, now: float) -> None:
+        for key in [k for k, until in self.cooldown_until.items() if until <= now]:
+            del self.cooldown_until[key]
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "groups": [
+                {
+                    "id": g.id,
+                    "key": g.key,
+                    "route_id": g.route_id,
+                    "receiver": g.receiver,
+                    "labels": g.labels,
+                    "next_flush": g.next_flush,
+                    "alerts": [_alert_json(a) for a in g.alerts.values()],
+                }
+                for g in self.groups.values()
+            ],
+            "log": [
+                {
+                    "group": gid,
+                    "integration": name,
+                    "firing": sorted(e.firing),
+                    "resolved": sorted(e.resolved),
+                    "ts": e.ts,
+                }
+                for (gid, name), e in self.log.items()
+            ],
+            "cooldown": [
+                {"group": gid, "fingerprint": fp, "until": until}
+                for (gid, fp), until in self.cooldown_until.items()
+            ],
+        }
+
+    def restore(self, data: dict[str, Any], now: float) -> None:
+        """Take over persisted state, routing the stored alerts through the current tree.
+
+        Groups that still exist keep their timers; alerts that now route elsewhere (the
+        config changed) join their new groups, keeping their start and end times.
+        """
+        for e in data.get("log", []):
+            self.log[(e["group"], e["integration"])] = LogEntry(
+                set(e["firing"]), set(e["resolved"]), float(e["ts"])
+            )
+        for c in data.get("cooldown", []):
+            self.cooldown_until[(c["group"], c["fingerprint"])] = float(c["until"])
+        alerts: list[StoredAlert] = []
+        for g in data.get("groups", []):
+            alerts.extend(StoredAlert(**a) for a in g["alerts"])
+            route = self.routes.get(g["route_id"])
+            if route is None or g["id"] in self.groups:
+                continue
+            self.groups[g["id"]] = Group(
+                id=g["id"],
+                key=g["key"],
+                route_id=g["route_id"],
+                receiver=route.receiver,
+                labels=g["labels"],
+                next_flush=float(g["next_flush"]),
+            )
+        self.adopt(alerts, now)
+        for gid in [gid for gid, g in self.groups.items() if not g.alerts]:
+            del self.groups[gid]
+
+    def adopt(self, alerts: list[StoredAlert], now: float) -> None:
+        """Route stored alerts (again), keeping their start and end times."""
+        if self.route is None:
+            return
+        for a in alerts:
+            for route in self.route.match(a.labels):
+                gid = f"{route.id}:{label_set_string(route.group_labels(a.labels))}"
+                group = self.groups.get(gid)
+                if group is not None:
+                    group.alerts[a.fingerprint] = a
+                    continue
+                alert = Alert(
+                    labels=a.labels,
+                    annotations=a.annotations,
+                    starts_at=a.starts_at,
+                    ends_at=a.ends_at if a.resolved_explicitly or a.resolved(now) else None,
+                    generator_url=a.generator_url,
+                    cooldown=a.cooldown,
+                )
+                self._insert(route, alert, a.fingerprint, now)
+                group = self.groups.get(gid)
+                if group is not None and a.fingerprint in group.alerts:
+                    group.alerts[a.fingerprint].ends_at = a.ends_at
+
+    def stored_alerts(self) -> list[StoredAlert]:
+        return [a for g in self.groups.values() for a in g.alerts.values()]
+
+
+def _alert_json(a: StoredAlert) -> dict[str, Any]:
+    return {
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "starts_at": a.starts_at,
+        "ends_at": a.ends_at,
+        "resolved_explicitly": a.resolved_explicitly,
+        "generator_url": a.generator_url,
+        "cooldown": a.cooldown,
+        "fingerprint": a.fingerprint,
+    }
+
+
+def _sort_key(a: StoredAlert) -> tuple[str, str, list[tuple[str, str]]]:
+    """Alertmanager's AlertSlice order: job, then instance, then the whole label set."""
+    return (a.labels.get("job", ""), a.labels.get("instance", ""), sorted(a.labels.items()))

@@ -1,0 +1,128 @@
+"""What every receiver integration looks like, and the HTTP helpers they share.
+
+An integration builds its payload, sends it once, and says whether a retry makes sense
+(Alertmanager's `Notify(ctx, alerts...) (bool, error)`). Retrying, backoff and rate limits
+live in queue.py, so a new integration is one small folder.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ssl
+import time
+from typing import Protocol
+
+import httpx
+
+from agent.notify.config import TLSConfig
+from agent.notify.notification import Notification
+
+
+class DeliveryError(Exception):
+    """A failed attempt. `reason` labels chatwatch_notifications_failed_total."""
+
+    def __init__(self, message: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+Result = tuple[bool, DeliveryError | None]
+"""(retry makes sense, error or None on success)."""
+
+
+class Integration(Protocol):
+    name: str
+    """`<receiver>/<kind>[<index>]`."""
+    kind: str
+    receiver: str
+    send_resolved: bool
+    min_interval: float
+    """Seconds between two messages to this integration (Slack: 1)."""
+
+    async def notify(self, notification: Notification) -> Result: ...
+
+    async def close(self) -> None: ...
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for s in secrets:
+        if s:
+            text = text.replace(s, "<secret>")
+    return text
+
+
+def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.insecure_skip_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def http_client(timeout: float, tls: TLSConfig | None = None) -> httpx.AsyncClient:
+    """One client per integration: connection reuse, and a timeout on every phase."""
+    verify: ssl.SSLContext | bool = ssl_context(tls) if tls is not None else True
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout),
+        verify=verify,
+        follow_redirects=False,
+        headers={"User-Agent": "chatwatch"},
+    )
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds (a number or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def check_status(status: int, body: str, retry_after: str | None) -> Result:
+    """Alertmanager's Retrier: 2xx ok, 429 and 5xx worth a retry, other 4xx permanent."""
+    if 200 <= status < 300:
+        return False, None
+    detail = body.strip()[:200]
+    if status == 429:
+        return True, DeliveryError(
+            f"rate limited (429): {detail}", "rate_limited", parse_retry_after(retry_after)
+        )
+    if status >= 500:
+        return True, DeliveryError(f"server error {status}: {detail}", "server_error")
+    return False, DeliveryError(f"rejected with {status}: {detail}", "client_error")
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    content: bytes,
+    headers: dict[str, str],
+    secrets: list[str],
+    auth: tuple[str, str] | None = None,
+) -> tuple[Result, httpx.Response | None]:
+    """POST once; transport failures become retryable DeliveryErrors without the URL."""
+    try:
+        if auth is None:
+            resp = await client.post(url, content=content, headers=headers)
+        else:
+            resp = await client.post(
+                url, content=content, headers=headers, auth=httpx.BasicAuth(*auth)
+            )
+    except httpx.TimeoutException as exc:
+        return (True, DeliveryError(f"timed out: {type(exc).__name__}", "timeout")), None
+    except httpx.HTTPError as exc:
+        message = redact(f"{type(exc).__name__}: {exc}", secrets)
+        return (True, DeliveryError(f"request failed: {message}", "connection")), None
+    result = check_status(resp.status_code, resp.text, resp.headers.get("retry-after"))
+    if result[1] is not None:
+        result[1].args = (redact(str(result[1]), secrets),)
+    return result, resp

@@ -1,0 +1,32 @@
+"""chatwatch's own notification metrics (Alertmanager's alertmanager_notifications_*)."""
+
+from __future__ import annotations
+
+from agent.selfmetrics import SelfMetrics
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class NotifyMetrics:
+    def __init__(self, stats: SelfMetrics) -> None:
+        self.attempts = stats.counter(
+            "chatwatch_notifications_total",
+            "Notification attempts (each try, retries included) by receiver and integration.",
+            ("receiver", "integration"),
+        )
+        self.failed = stats.counter(
+            "chatwatch_notifications_failed_total",
+            "Failed notification attempts by receiver, integration and reason.",
+            ("receiver", "integration", "reason"),
+        )
+        self.latency = stats.histogram(
+            "chatwatch_notification_latency_seconds",
+            "From the decision to notify to the receiver accepting it (retries included).",
+            ("receiver", "integration"),
+            LATENCY_BUCKETS,
+        )
+        self.queue_length = stats.gauge(
+            "chatwatch_notification_queue_length",
+            "Notifications waiting for delivery, by receiver.",
+            ("receiver",),
+        )

@@ -1,0 +1,270 @@
+"""The Notifier: the rule engine's alerts in, notifications out, state kept across restarts.
+
+`send()` is called by the rule engine on every evaluation with every active and recently
+resolved alert (as Prometheus sends to Alertmanager). It only updates the dispatcher and
+the Alertmanager forwarder (both pure, in memory) and returns. `run()` wakes when a group
+is due, hands the notifications to per-integration queues (queue.py), and saves the state
+file at most once a second while something changed. `stop()` saves it a last time, with
+every undelivered notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.alerts import Alert
+from agent.notify.alertmanager import Alertmanager
+from agent.notify.alertmanager.forward import Forwarder
+from agent.notify.config import AlertingConfig
+from agent.notify.console import Console
+from agent.notify.dispatcher import Dispatcher, IntegrationSpec
+from agent.notify.email import Email
+from agent.notify.integration import Integration
+from agent.notify.metrics import NotifyMetrics
+from agent.notify.notification import Notification
+from agent.notify.queue import DeliveryQueue
+from agent.notify.route import build_route
+from agent.notify.slack import Slack
+from agent.notify.state import FILENAME, StateFile
+from agent.notify.webhook import Webhook
+from agent.selfmetrics import SelfMetrics
+
+log = logging.getLogger("chatwatch.notify")
+
+SAVE_INTERVAL = 1.0
+"""Seconds between state writes while something changes."""
+
+
+def build_integrations(cfg: AlertingConfig) -> list[Integration]:
+    out: list[Integration] = []
+    for r in cfg.receivers:
+        out += [Slack(r.name, i, c) for i, c in enumerate(r.slack_configs)]
+        out += [Webhook(r.name, i, c) for i, c in enumerate(r.webhook_configs)]
+        out += [Email(r.name, i, c) for i, c in enumerate(r.email_configs)]
+        out += [Console(r.name, i, c) for i, c in enumerate(r.console_configs)]
+    out += [Alertmanager(i, c) for i, c in enumerate(cfg.alertmanagers)]
+    return out
+
+
+class Notifier:
+    def __init__(
+        self, cfg: AlertingConfig, state_dir: Path, stats: SelfMetrics, external_url: str
+    ) -> None:
+        self.cfg = cfg
+        self.external_url = external_url
+        self.metrics = NotifyMetrics(stats)
+        self.state = StateFile(Path(state_dir) / FILENAME)
+        self.queues: dict[str, DeliveryQueue] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._dirty = False
+        self._last_save = 0.0
+        self._wake = asyncio.Event()
+        self._running = False
+        self._stopped = False
+        self.dispatcher = self._dispatcher(cfg)
+        self.forwarder = Forwarder(cfg.resend_delay)
+        self._set_integrations(build_integrations(cfg))
+        self._restore(time.time())
+
+    # -- the rule engine's side ----------------------------------------------------------
+
+    def send(self, alerts: list[Alert], now: float) -> None:
+        """Take the current alerts; never blocks (delivery happens in `run`)."""
+        self.dispatcher.ingest(alerts, now)
+        if self.cfg.alertmanagers:
+            batch = self.forwarder.select(alerts, now)
+            if batch:
+                for name, queue in self.queues.items():
+                    if isinstance(queue.integration, Alertmanager):
+                        queue.put(self._forward_batch(name, batch, now))
+        self._changed()
+
+    def _forward_batch(self, name: str, alerts: list[Alert], now: float) -> Notification:
+        return Notification(
+            receiver="alertmanager",
+            integration=name,
+            group_key="",
+            group_labels={},
+            alerts=[],
+            external_url=self.external_url,
+            created_at=now,
+            extra={
+                "alerts": [self.forwarder.postable(a, now) for a in alerts],
+                "firing": [i for i, a in enumerate(alerts) if a.ends_at is None],
+                "valid_for": 4 * self.forwarder.resend_delay,
+            },
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._running = True
+        for name, queue in self.queues.items():
+            self._start(name, queue)
+        try:
+            while not self._stopped:
+                now = time.time()
+                for n in self.dispatcher.flush_due(now):
+                    target = self.queues.get(n.integration)
+                    if target is not None:
+                        target.put(n)
+                self._update_queue_gauge()
+                if self._dirty and time.monotonic() - self._last_save >= SAVE_INTERVAL:
+                    self.save()
+                timeout = SAVE_INTERVAL if self._dirty else 3600.0
+                deadline = self.dispatcher.next_deadline()
+                if deadline is not None:
+                    timeout = min(timeout, max(0.0, deadline - time.time()))
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        finally:
+            await self._cancel_tasks()
+
+    async def stop(self) -> None:
+        """Stop delivering (an attempt in flight stays queued) and persist everything."""
+        self._stopped = True
+        self._wake.set()
+        await self._cancel_tasks()
+        self.save()
+        for q in self.queues.values():
+            with contextlib.suppress(Exception):
+                await q.integration.close()
+
+    def reload(self, cfg: AlertingConfig) -> None:
+        """New routes and receivers; alerts, the notification log and queues carry over."""
+        now = time.time()
+        state = self.dispatcher.to_json()
+        self.cfg = cfg
+        self.dispatcher = self._dispatcher(cfg)
+        self.dispatcher.restore(state, now)
+        if cfg.resend_delay != self.forwarder.resend_delay:
+            self.forwarder.resend_delay = cfg.resend_delay
+        self._set_integrations(build_integrations(cfg))
+        self._changed()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _dispatcher(self, cfg: AlertingConfig) -> Dispatcher:
+        route = build_route(cfg.route) if cfg.route is not None else None
+        specs = {r.name: build_integrations_for(r.name, cfg) for r in cfg.receivers}
+        return Dispatcher(route, specs, self.external_url, cfg.resolve_timeout)
+
+    def _set_integrations(self, integrations: list[Integration]) -> None:
+        wanted = {i.name: i for i in integrations}
+        for name in list(self.queues):
+            if name not in wanted:
+                old = self.queues.pop(name)
+                task = self._tasks.pop(name, None)
+                if task is not None:
+                    task.cancel()
+                if old.items:
+                    log.warning(
+                        "receiver removed by reload; its undelivered notifications are dropped",
+                        extra={"integration": name, "dropped": len(old.items)},
+                    )
+                self._close_later(old.integration)
+        for name, integration in wanted.items():
+            queue = self.queues.get(name)
+            if queue is None:
+                queue = DeliveryQueue(integration, self.cfg.delivery, self.metrics, self._changed)
+                self.queues[name] = queue
+                if self._running:
+                    self._start(name, queue)
+            else:
+                self._close_later(queue.integration)
+                queue.integration = integration
+                queue.policy = self.cfg.delivery
+
+    def _close_later(self, integration: Integration) -> None:
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(integration.close())
+
+    def _start(self, name: str, queue: DeliveryQueue) -> None:
+        self._tasks[name] = asyncio.get_running_loop().create_task(
+            queue.run(), name=f"notify:{name}"
+        )
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    def _changed(self) -> None:
+        self._dirty = True
+        self._wake.set()
+
+    def _update_queue_gauge(self) -> None:
+        lengths: dict[str, int] = {}
+        for q in self.queues.values():
+            lengths[q.integration.receiver] = lengths.get(q.integration.receiver, 0) + len(q.items)
+        for receiver, n in lengths.items():
+            self.metrics.queue_length.set((receiver,), float(n))
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def save(self) -> None:
+        data: dict[str, Any] = {
+            "dispatcher": self.dispatcher.to_json(),
+            "queues": {
+                name: [n.to_json() for n in q.items] for name, q in self.queues.items() if q.items
+            },
+        }
+        try:
+            self.state.save(data)
+        except OSError as exc:
+            log.error(
+                "cannot write notification state",
+                extra={"path": str(self.state.path), "error": exc.strerror},
+            )
+            return
+        self._dirty = False
+        self._last_save = time.monotonic()
+
+    def _restore(self, now: float) -> None:
+        data = self.state.load()
+        if data is None:
+            return
+        self.dispatcher.restore(data.get("dispatcher", {}), now)
+        for name, items in data.get("queues", {}).items():
+            known = self.queues.get(name)
+            notifications = [Notification.from_json(n) for n in items]
+            if known is None:
+                log.warning(
+                    "undelivered notifications for an integration no longer configured are dropped",
+                    extra={"integration": name, "dropped": len(notifications)},
+                )
+                continue
+            known.restore(notifications)
+        pending = sum(len(q.items) for q in self.queues.values())
+        log.info(
+            "notification state restored",
+            extra={"groups": len(self.dispatcher.groups), "undelivered": pending},
+        )
+        self._update_queue_gauge()
+
+
+def build_integrations_for(receiver: str, cfg: AlertingConfig) -> list[IntegrationSpec]:
+    """Names and send_resolved of a receiver's integrations, without building clients."""
+    r = cfg.receiver(receiver)
+    out: list[IntegrationSpec] = []
+    for kind, configs in (
+        ("slack", r.slack_configs),
+        ("webhook", r.webhook_configs),
+        ("email", r.email_configs),
+        ("console", r.console_configs),
+    ):
+        out += [
+            IntegrationSpec(f"{receiver}/{kind}[{i}]", c.send_resolved)
+            for i, c in enumerate(configs)
+        ]
+    return out
