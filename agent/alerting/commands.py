@@ -1,0 +1,640 @@
+"""The rule commands of the `chatwatch` CLI, and the rule check of `chatwatch check`.
+
+    chatwatch test rules FILE...            promtool's rule unit tests, run by chatwatch
+    chatwatch export-rules -c CONFIG        the rules for a central Prometheus (or a
+                                            prometheus-operator PrometheusRule)
+    chatwatch replay -c CONFIG LOG...       backtesting: the alerts these logs would have
+                                            raised, in the logs' own time
+
+Replay runs the real pipeline (decoder, extractor, store, history, rule manager) with a
+simulated clock: each log line's timestamp moves the clock forward, and the rules are
+evaluated every `evaluation_interval` of log time, so a week of logs replays in minutes
+and the timeline it prints is the one the agent would have produced live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gzip
+import heapq
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+import yaml
+
+from agent.alerting.rules import (
+    EXTENSION_KEYS,
+    RuleError,
+    RuleGroup,
+    load_rule_files,
+)
+from agent.alerts import Alert
+from agent.config import Config, ConfigError, load
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `test rules`, `export-rules` and `replay` to the chatwatch command."""
+    p = subparsers.add_parser("test", help="run unit tests")
+    test_sub = p.add_subparsers(dest="test_command", metavar="WHAT", required=True)
+    t = test_sub.add_parser("rules", help="rule unit tests in promtool's format")
+    t.add_argument("files", nargs="+", metavar="FILE", help="test files (promtool format)")
+    t.set_defaults(func=_cmd_test_rules)
+
+    p = subparsers.add_parser(
+        "export-rules", help="print the config's rules for a central Prometheus"
+    )
+    p.add_argument("-c", "--config", required=True, help="config file (YAML)")
+    p.add_argument(
+        "--format",
+        choices=["prometheus", "prometheusrule"],
+        default="prometheus",
+        help="a Prometheus rule file, or a prometheus-operator PrometheusRule resource",
+    )
+    p.add_argument("--name", default="chatwatch-rules", help="PrometheusRule metadata.name")
+    p.add_argument("--namespace", default=None, help="PrometheusRule metadata.namespace")
+    p.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+    p.set_defaults(func=_cmd_export)
+
+    p = subparsers.add_parser(
+        "replay", help="replay logs in their own time and print the alerts they raise"
+    )
+    p.add_argument("-c", "--config", required=True, help="config file (YAML)")
+    p.add_argument("logs", nargs="+", metavar="LOG", help="log files (.gz allowed; - is stdin)")
+    p.add_argument(
+        "--timestamp-field", default="ts", help="event field holding the time (dots nest)"
+    )
+    p.add_argument(
+        "--timestamp-format",
+        default="auto",
+        help="rfc3339, unix, unix_ms, a strptime format such as '%%d/%%b/%%Y:%%H:%%M:%%S %%z', "
+        "or auto (numbers: unix seconds or ms; text: RFC 3339)",
+    )
+    p.add_argument("--source", default=None, help="source whose format decodes the logs")
+    p.add_argument(
+        "--evaluation-interval", default=None, help="override the config's evaluation_interval"
+    )
+    p.add_argument("--pending", action="store_true", help="also show alerts becoming pending")
+    p.add_argument("--no-metrics", action="store_true", help="do not print the final metrics")
+    p.set_defaults(func=_cmd_replay)
+
+
+# -------------------------------------------------------------------------------------
+# chatwatch check: rule files
+
+
+def check_rule_files(cfg: Config) -> list[str]:
+    """`chatwatch check`: every problem in the config's rule files."""
+    try:
+        groups = load_rule_files(cfg.rule_files, base_dir=cfg.base_dir)
+    except RuleError as exc:
+        return exc.problems
+    configured = {m.name for m in cfg.metrics}
+    problems = []
+    for g in groups:
+        for r in g.recording_rules():
+            if r.name in configured:
+                problems.append(
+                    f"{g.file}: group {g.name!r}: recording rule {r.name!r}: the name is a "
+                    "metric defined in metrics:; choose another name"
+                )
+    return problems
+
+
+def _install_check() -> None:
+    from agent import check
+
+    if check_rule_files not in check.CHECKS:
+        check.CHECKS.append(check_rule_files)
+
+
+_install_check()
+
+
+# -------------------------------------------------------------------------------------
+# chatwatch test rules
+
+
+def _cmd_test_rules(args: argparse.Namespace) -> int:
+    from agent.alerting.ruletest import run_tests
+
+    return run_tests(list(args.files))
+
+
+# -------------------------------------------------------------------------------------
+# chatwatch export-rules
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (long expressions, annotations) as YAML literal blocks."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def exported_groups(groups: Sequence[RuleGroup]) -> list[dict[str, Any]]:
+    """The groups as written, without chatwatch's extension keys (`cooldown`)."""
+    names: dict[str, str] = {}
+    out = []
+    for g in groups:
+        if g.name in names and names[g.name] != g.file:
+            raise RuleError(
+                [
+                    f"{g.file}: group {g.name!r}: also defined in {names[g.name]}; group names "
+                    "must be unique to export them as one file"
+                ]
+            )
+        names[g.name] = g.file
+        source = dict(g.source)
+        source["rules"] = [
+            {k: v for k, v in rule.items() if k not in EXTENSION_KEYS}
+            for rule in (source.get("rules") or [])
+        ]
+        out.append(source)
+    return out
+
+
+def export_rules(
+    groups: Sequence[RuleGroup],
+    fmt: str = "prometheus",
+    name: str = "chatwatch-rules",
+    namespace: str | None = None,
+) -> str:
+    """YAML for a central Prometheus: a rule file, or a PrometheusRule resource."""
+    doc: dict[str, Any] = {"groups": exported_groups(groups)}
+    if fmt == "prometheusrule":
+        metadata: dict[str, Any] = {"name": name}
+        if namespace:
+            metadata["namespace"] = namespace
+        metadata["labels"] = {"app.kubernetes.io/managed-by": "chatwatch"}
+        doc = {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PrometheusRule",
+            "metadata": metadata,
+            "spec": doc,
+        }
+    text: str = yaml.dump(
+        doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
+    return text
+
+
+def _load_config_and_rules(path: str) -> tuple[Config, list[RuleGroup]]:
+    cfg = load(path)
+    return cfg, load_rule_files(cfg.rule_files, base_dir=cfg.base_dir)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    try:
+        cfg, groups = _load_config_and_rules(args.config)
+        text = export_rules(groups, args.format, args.name, args.namespace)
+    except (ConfigError, RuleError) as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 1
+    if not groups and not cfg.rule_files:
+        print(f"{args.config}: rule_files is empty; nothing to export", file=sys.stderr)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return 0
+
+
+# -------------------------------------------------------------------------------------
+# chatwatch replay
+
+
+def timestamp_parser(fmt: str) -> Callable[[Any], float | None]:
+    """A function from a field value to Unix seconds (None when it cannot be read)."""
+    if fmt == "auto":
+        from agent.extract import event_time
+
+        return event_time
+    if fmt in ("unix", "unix_ms"):
+        scale = 1.0 if fmt == "unix" else 0.001
+
+        def numeric(value: Any) -> float | None:
+            try:
+                return float(value) * scale
+            except (TypeError, ValueError):
+                return None
+
+        return numeric
+    if fmt == "rfc3339":
+
+        def rfc3339(value: Any) -> float | None:
+            if not isinstance(value, str):
+                return None
+            try:
+                t = datetime.datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            if t.tzinfo is None:
+                t = t.replace(tzinfo=datetime.UTC)
+            return t.timestamp()
+
+        return rfc3339
+    if "%" in fmt:
+
+        def strptime(value: Any) -> float | None:
+            if not isinstance(value, str):
+                return None
+            try:
+                t = datetime.datetime.strptime(value, fmt)
+            except ValueError:
+                return None
+            if t.tzinfo is None:
+                t = t.replace(tzinfo=datetime.UTC)
+            return t.timestamp()
+
+        return strptime
+    raise ValueError(
+        f"--timestamp-format: expected rfc3339, unix, unix_ms, auto or a strptime format "
+        f"with % directives, got {fmt!r}"
+    )
+
+
+def _field_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
+    parts = path.split(".")
+    if len(parts) == 1:
+        return lambda event: event.get(path)
+
+    def get(event: Mapping[str, Any]) -> Any:
+        value: Any = event
+        for p in parts:
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(p)
+        return value
+
+    return get
+
+
+@dataclass
+class ReplayStats:
+    lines: int = 0
+    events: int = 0
+    decode_errors: int = 0
+    no_timestamp: int = 0
+    out_of_order: int = 0
+    evaluations: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    wall_seconds: float = 0.0
+    fired: int = 0
+    resolved: int = 0
+
+
+@dataclass
+class TimelineEntry:
+    ts: float
+    kind: str  # "pending" "firing" "resolved"
+    labels: dict[str, str]
+    value: float
+    annotations: dict[str, str] = field(default_factory=dict)
+    since: float | None = None
+
+
+_CHUNK = 1 << 20
+
+
+def _open(path: str) -> IO[bytes]:
+    if path == "-":
+        return sys.stdin.buffer
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _read_events(
+    path: str,
+    decoder: Any,
+    ts_of: Callable[[Mapping[str, Any]], float | None],
+    stats: ReplayStats,
+) -> Iterator[tuple[float, dict[str, Any]]]:
+    """(timestamp, event) of one log in file order; the timestamp never goes back."""
+    clock = float("-inf")
+    with _open(path) as f:
+        rest = b""
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                break
+            data = rest + chunk
+            lines = data.split(b"\n")
+            rest = lines.pop()
+            yield from _decode(lines, decoder, ts_of, stats, clock_box := [clock])
+            clock = clock_box[0]
+        tail: list[Any] = []
+        if rest:
+            yield from _decode([rest], decoder, ts_of, stats, clock_box := [clock])
+            clock = clock_box[0]
+        decoder.flush(tail)
+        for event in tail:
+            stats.events += 1
+            ts = ts_of(event)
+            if ts is None:
+                stats.no_timestamp += 1
+                continue
+            yield max(ts, clock), event
+
+
+def _decode(
+    lines: list[bytes],
+    decoder: Any,
+    ts_of: Callable[[Mapping[str, Any]], float | None],
+    stats: ReplayStats,
+    clock_box: list[float],
+) -> Iterator[tuple[float, dict[str, Any]]]:
+    if lines and lines[-1].endswith(b"\r"):
+        lines = [ln.rstrip(b"\r") for ln in lines]
+    stats.lines += len(lines)
+    events: list[dict[str, Any]] = []
+    decoder.decode(lines, events)
+    stats.events += len(events)
+    clock = clock_box[0]
+    for event in events:
+        ts = ts_of(event)
+        if ts is None:
+            stats.no_timestamp += 1
+            continue
+        if ts < clock:
+            stats.out_of_order += 1
+            ts = clock
+        else:
+            clock = ts
+        yield ts, event
+    clock_box[0] = clock
+
+
+class Replay:
+    """Runs logs through extraction and the rules with the logs' timestamps as the clock."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        groups: list[RuleGroup],
+        *,
+        timestamp_field: str = "ts",
+        timestamp_format: str = "auto",
+        source: str | None = None,
+        evaluation_interval: float | None = None,
+    ) -> None:
+        from agent.alerting.history import History
+        from agent.alerting.manager import RuleManager, required_retention
+        from agent.extract import Extractor
+        from agent.selfmetrics import SelfMetrics
+        from agent.store import Store
+
+        self.cfg = cfg
+        self.interval = evaluation_interval or cfg.evaluation_interval
+        if source is None:
+            self.source = cfg.sources[0]
+        else:
+            matches = [s for s in cfg.sources if s.name == source]
+            if not matches:
+                known = ", ".join(s.name for s in cfg.sources)
+                raise ValueError(f"--source: no source named {source!r} (sources: {known})")
+            self.source = matches[0]
+        self.now = 0.0
+        self.stats = ReplayStats()
+        self.selfstats = SelfMetrics()
+        self.store = Store(self.selfstats)
+        self.extractor = Extractor(cfg.metrics, self.store, self.selfstats, clock=self._clock)
+        self.history = History(retention=required_retention(groups, self.interval))
+        self.timeline: list[TimelineEntry] = []
+        self.manager = RuleManager(
+            groups,
+            self.history,
+            store=self.store,
+            stats=self.selfstats,
+            notify=self._notified,
+            evaluation_interval=self.interval,
+        )
+        self._ts_of_value = timestamp_parser(timestamp_format)
+        self._get_ts = _field_getter(timestamp_field)
+        self.on_entry: Callable[[TimelineEntry], None] | None = None
+        self.show_pending = False
+
+    def _clock(self) -> float:
+        return self.now
+
+    def _ts_of(self, event: Mapping[str, Any]) -> float | None:
+        return self._ts_of_value(self._get_ts(event))
+
+    def _notified(self, alerts: list[Alert], now: float) -> None:
+        """Alerts go nowhere in a replay; the timeline comes from the state changes."""
+
+    def run(self, paths: Sequence[str]) -> ReplayStats:
+        from agent.decode import make_decoder
+        from agent.events import Origin
+
+        started = time.perf_counter()
+        stats = self.stats
+
+        def on_error(reason: str) -> None:
+            stats.decode_errors += 1
+
+        streams = []
+        origins = []
+        for i, path in enumerate(paths):
+            origin = Origin(self.source.name, path)
+            decoder = make_decoder(self.source, on_error)
+            stream = self._tag(_read_events(path, decoder, self._ts_of, stats), i)
+            streams.append(stream)
+            origins.append(origin)
+        merged: Iterator[tuple[float, int, dict[str, Any]]] = (
+            streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda x: (x[0], x[1]))
+        )
+
+        interval = self.interval
+        next_eval: float | None = None
+        batches: dict[int, list[dict[str, Any]]] = {}
+        extractor = self.extractor
+        for ts, idx, event in merged:
+            if next_eval is None:
+                next_eval = (ts // interval + 1) * interval
+                stats.first_ts = ts
+                self.now = ts
+            while ts > next_eval:
+                self._flush(batches, origins)
+                self._evaluate(next_eval)
+                next_eval += interval
+            self.now = ts
+            batch = batches.get(idx)
+            if batch is None:
+                batches[idx] = batch = []
+            batch.append(event)
+            if len(batch) >= 512:
+                extractor(origins[idx], batch)
+                batches[idx] = []
+            stats.last_ts = ts
+        if next_eval is not None:
+            self._flush(batches, origins)
+            self._evaluate(next_eval)
+        stats.wall_seconds = time.perf_counter() - started
+        return stats
+
+    @staticmethod
+    def _tag(
+        stream: Iterator[tuple[float, dict[str, Any]]], idx: int
+    ) -> Iterator[tuple[float, int, dict[str, Any]]]:
+        for ts, event in stream:
+            yield ts, idx, event
+
+    def _flush(self, batches: dict[int, list[dict[str, Any]]], origins: list[Any]) -> None:
+        for idx, batch in batches.items():
+            if batch:
+                self.extractor(origins[idx], batch)
+        batches.clear()
+
+    def _evaluate(self, now: float) -> None:
+        self.now = now
+        self.store.expire(now)
+        self.history.append(now, self.store.snapshot())
+        self.manager.evaluate(now)
+        self.stats.evaluations += 1
+        for change in self.manager.last_changes:
+            a = change.alert
+            if change.new == "firing":
+                entry = TimelineEntry(now, "firing", a.labels, a.value, a.annotations, a.active_at)
+                self.stats.fired += 1
+            elif change.new == "resolved":
+                entry = TimelineEntry(now, "resolved", a.labels, a.value, a.annotations, a.fired_at)
+                self.stats.resolved += 1
+            elif change.new == "pending":
+                if not self.show_pending:
+                    continue
+                entry = TimelineEntry(now, "pending", a.labels, a.value, a.annotations)
+            else:
+                continue
+            self.timeline.append(entry)
+            if self.on_entry is not None:
+                self.on_entry(entry)
+
+    def still_firing(self) -> list[Any]:
+        return [
+            a
+            for g in self.manager.groups
+            for r in g.alerting_rules()
+            for a in r.active_alerts()
+            if a.state == "firing"
+        ]
+
+    def metrics_text(self) -> str:
+        """The final /metrics of the replayed metrics (no chatwatch_* self-metrics)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        from agent.exposition import collector
+        from agent.selfmetrics import SelfMetrics
+
+        registry = CollectorRegistry()
+        registry.register(collector(self.store, SelfMetrics()))
+        return generate_latest(registry).decode()
+
+
+def _iso(ts: float) -> str:
+    t = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    return (
+        t.strftime("%Y-%m-%dT%H:%M:%S")
+        + (f".{t.microsecond // 1000:03d}" if t.microsecond else "")
+        + "Z"
+    )
+
+
+def _labels_text(labels: Mapping[str, str]) -> str:
+    name = labels.get("alertname", "")
+    rest = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "alertname")
+    return f"{name}{{{rest}}}"
+
+
+def format_entry(e: TimelineEntry) -> str:
+    from agent.alerting.state import format_value
+    from agent.configtypes import format_duration
+
+    line = f"{_iso(e.ts)}  {e.kind.upper():<8}  {_labels_text(e.labels)}"
+    if e.kind == "resolved" and e.since is not None:
+        line += f"  after {format_duration(e.ts - e.since)}"
+    else:
+        line += f"  value={format_value(e.value)}"
+    summary = e.annotations.get("summary")
+    if summary and e.kind != "resolved":
+        line += f"  summary={summary!r}"
+    return line
+
+
+def _cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        cfg, groups = _load_config_and_rules(args.config)
+    except (ConfigError, RuleError) as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 1
+    try:
+        interval = None
+        if args.evaluation_interval:
+            from agent.configtypes import parse_duration
+
+            interval = parse_duration(args.evaluation_interval)
+            if interval <= 0:
+                raise ValueError("--evaluation-interval must be more than 0")
+        replay = Replay(
+            cfg,
+            groups,
+            timestamp_field=args.timestamp_field,
+            timestamp_format=args.timestamp_format,
+            source=args.source,
+            evaluation_interval=interval,
+        )
+    except ValueError as exc:
+        print(f"chatwatch replay: {exc}", file=sys.stderr)
+        return 2
+    replay.show_pending = args.pending
+    replay.on_entry = lambda e: print(format_entry(e), file=out, flush=False)
+    for path in args.logs:
+        if path != "-" and not Path(path).is_file():
+            print(f"chatwatch replay: {path}: no such file", file=sys.stderr)
+            return 2
+    stats = replay.run(args.logs)
+    for a in replay.still_firing():
+        print(f"{'(end)':<24}  {'FIRING':<8}  {_labels_text(a.labels)}  still firing", file=out)
+    span = (stats.last_ts or 0.0) - (stats.first_ts or 0.0)
+    print(file=out)
+    print(
+        f"# replayed {stats.lines} lines ({stats.events} events) spanning "
+        f"{_span(span)} in {stats.wall_seconds:.1f}s: {stats.evaluations} evaluations, "
+        f"{stats.fired} alerts fired, {stats.resolved} resolved",
+        file=out,
+    )
+    skipped = []
+    if stats.decode_errors:
+        skipped.append(f"{stats.decode_errors} lines could not be decoded")
+    if stats.no_timestamp:
+        skipped.append(f"{stats.no_timestamp} events had no usable {args.timestamp_field!r}")
+    if stats.out_of_order:
+        skipped.append(f"{stats.out_of_order} events were out of order (taken at the latest time)")
+    for s in skipped:
+        print(f"# {s}", file=out)
+    if not args.no_metrics:
+        print(file=out)
+        out.write(replay.metrics_text())
+    out.flush()
+    return 0
+
+
+def _span(seconds: float) -> str:
+    from agent.configtypes import format_duration
+
+    return format_duration(round(seconds)) if seconds >= 1 else f"{seconds:.3f}s"
