@@ -1,0 +1,173 @@
+"""Fuzzing every decoder: no input escapes as an exception, every line is accounted for,
+what comes out can always be encoded again, and batch boundaries never change the result."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agent.decode import REASONS
+from agent.events import Event
+from tests.decode_support import Run
+
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FORMATS = ["json", "cri", "docker", "logfmt", "regex", "auto"]
+REGEX = r"^(?P<level>[A-Z]+)(?: (?P<msg>.*?))?(?: user=(?P<user>\S+))?$"
+
+line_bytes = st.binary(max_size=120).map(lambda b: b.replace(b"\n", b""))
+
+# Lines close enough to each format to reach past its first check.
+cri_lines = st.builds(
+    lambda time, stream, tag, payload: b" ".join([time, stream, tag, payload]),
+    st.sampled_from([b"2026-11-23T09:30:05.1Z", b"2026-11-23T09:30:05Z", b"2026-", b"x" * 20]),
+    st.sampled_from([b"stdout", b"stderr", b"stdin", b""]),
+    st.sampled_from([b"P", b"F", b"P:x", b"F:", b"X", b"PF"]),
+    st.one_of(line_bytes, st.sampled_from([b'{"a": 1}', b'{"a": ', b"  ", b"", b"[1]"])),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+docker_lines = st.builds(
+    lambda log, stream, time, extra: orjson.dumps(
+        {**({"log": log} if log is not None else {}), "stream": stream, "time": time, **extra}
+    ),
+    st.one_of(
+        st.none(),
+        st.integers(-9, 9),
+        st.text(max_size=40),
+        st.text(max_size=40).map(lambda s: s + "\n"),
+    ),
+    st.sampled_from(["stdout", "stderr", None, 1]),
+    st.sampled_from(["2026-11-23T09:30:05Z", None, 5]),
+    st.dictionaries(st.text(max_size=5), json_values, max_size=2),
+)
+json_lines = st.one_of(
+    json_values.map(lambda v: orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS)),
+    st.sampled_from([b'{"n": 99999999999999999999999}', b'{"n": 1e400}', b'{"n": NaN}']),
+)
+logfmt_escapes = ["\\ud800", "\\ud83e\\udd16", "\\udd16", '\\"', "\\n", "\\x41", "\\q", "\\"]
+logfmt_value = st.one_of(
+    st.text(alphabet="ab=\\é\udfff", max_size=6),
+    st.builds(
+        lambda parts, close: '"' + "".join(parts) + close,
+        st.lists(st.sampled_from([*logfmt_escapes, "x", " ", "é", "="]), max_size=6),
+        st.sampled_from(['"', ""]),
+    ),
+)
+logfmt_pair = st.builds(
+    lambda key, eq, value: key + eq + value,
+    st.sampled_from(["a", "k", "é", "", '"']),
+    st.sampled_from(["=", "", "=="]),
+    logfmt_value,
+)
+logfmt_lines = st.lists(logfmt_pair, max_size=6).map(
+    lambda pairs: " ".join(pairs).encode("utf-8", "surrogatepass")
+)
+regex_lines = st.builds(
+    lambda level, msg, user: level + msg + user,
+    st.sampled_from([b"INFO", b"info", b""]),
+    st.one_of(st.just(b""), line_bytes.map(lambda b: b" " + b)),
+    st.sampled_from([b"", b" user=ana", b" user="]),
+)
+any_line = st.one_of(line_bytes, cri_lines, docker_lines, json_lines, logfmt_lines, regex_lines)
+files = st.lists(any_line, max_size=25)
+
+
+def run_all(format: str, batches: list[list[bytes]]) -> tuple[list[Event], Counter[str]]:
+    run = Run(format, regex=REGEX, max_line_bytes=64)
+    for batch in batches:
+        run.feed(batch)
+    run.flush()
+    run.flush()
+    return run.events, run.errors
+
+
+def split(lines: list[bytes], cuts: list[int]) -> list[list[bytes]]:
+    points = sorted({c % (len(lines) + 1) for c in cuts})
+    batches, start = [], 0
+    for point in [*points, len(lines)]:
+        batches.append(lines[start:point])
+        start = point
+    return batches
+
+
+def check_events(events: list[Event]) -> None:
+    for event in events:
+        assert type(event) is dict
+        assert all(type(k) is str for k in event)
+        # Later stages (labels, JSON payloads) can always encode what a decoder gives.
+        orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def check(format: str, lines: list[bytes], cuts: list[int]) -> None:
+    events, errors = run_all(format, [lines])
+    check_events(events)
+    assert set(errors) <= set(REASONS)
+    if format in ("json", "logfmt", "regex"):
+        # One line, one outcome.
+        assert len(events) + sum(errors.values()) == len(lines)
+    else:
+        # A record spans one line or more; each ends as one event or one reason.
+        assert len(events) + sum(errors.values()) <= len(lines)
+    assert run_all(format, split(lines, cuts)) == (events, errors)
+
+
+@FUZZ
+@given(files, st.lists(st.integers(min_value=0), max_size=5))
+def test_json(lines: list[bytes], cuts: list[int]) -> None:
+    check("json", lines, cuts)
+
+
+@FUZZ
+@given(files, st.lists(st.integers(min_value=0), max_size=5))
+def test_cri(lines: list[bytes], cuts: list[int]) -> None:
+    check("cri", lines, cuts)
+
+
+@FUZZ
+@given(files, st.lists(st.integers(min_value=0), max_size=5))
+def test_docker(lines: list[bytes], cuts: list[int]) -> None:
+    check("docker", lines, cuts)
+
+
+@FUZZ
+@given(files, st.lists(st.integers(min_value=0), max_size=5))
+def test_logfmt(lines: list[bytes], cuts: list[int]) -> None:
+    check("logfmt", lines, cuts)
+
+
+@FUZZ
+@given(files, st.lists(st.integers(min_value=0), max_size=5))
+def test_regex(lines: list[bytes], cuts: list[int]) -> None:
+    check("regex", lines, cuts)
+
+
+@FUZZ
+@given(files, st.lists(st.integers(min_value=0), max_size=5))
+def test_auto(lines: list[bytes], cuts: list[int]) -> None:
+    check("auto", lines, cuts)
+
+
+@FUZZ
+@given(st.sampled_from(["json", "logfmt", "regex", "text"]), st.lists(cri_lines, max_size=25))
+def test_cri_every_inner_format(inner: str, lines: list[bytes]) -> None:
+    run = Run("cri", inner_format=inner, regex=REGEX, max_line_bytes=64)
+    run.feed(lines)
+    run.flush()
+    check_events(run.events)
+    assert len(run.events) + sum(run.errors.values()) <= len(lines)
+
+
+@FUZZ
+@given(st.sampled_from(["json", "logfmt", "regex", "text"]), st.lists(docker_lines, max_size=25))
+def test_docker_every_inner_format(inner: str, lines: list[bytes]) -> None:
+    run = Run("docker", inner_format=inner, regex=REGEX, max_line_bytes=64)
+    run.feed(lines)
+    run.flush()
+    check_events(run.events)
+    assert len(run.events) + sum(run.errors.values()) <= len(lines)
