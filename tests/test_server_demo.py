@@ -41,7 +41,9 @@ def samples(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+            # An empty label value is no label, as Prometheus stores it.
+            labels = tuple(sorted((k, v) for k, v in s.labels.items() if v != ""))
+            out.setdefault(s.name, {})[labels] = s.value
     return out
 
 
@@ -96,10 +98,13 @@ async def test_demo_config_counts_what_the_demo_writer_wrote(
             sum(e["cost_usd"] for e in mine)
         )
         assert got["chatbot_llm_request_duration_seconds_count"][key] == len(mine)
-        errors = (("model", model), ("status", "error"))
-        assert got["chatbot_llm_calls_total"].get(errors, 0) == sum(
-            e["status"] == "error" for e in mine
-        )
+        ok = (("model", model), ("status", "ok"))
+        assert got["chatbot_llm_calls_total"][ok] == sum(e["status"] == "ok" for e in mine)
+        for error_type in ("timeout", "rate_limited", "server_error"):
+            errors = (("error_type", error_type), ("model", model), ("status", "error"))
+            assert got["chatbot_llm_calls_total"].get(errors, 0) == sum(
+                e.get("error_type") == error_type for e in mine
+            )
 
     kinds = Counter(e["event"] for e in events)
     assert got["chatbot_active_sessions"][()] == kinds["session_started"] - kinds["session_ended"]
