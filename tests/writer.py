@@ -27,6 +27,7 @@ import os
 import random
 import shutil
 import sys
+import time
 from pathlib import Path
 
 WRITER = Path(__file__).resolve()
@@ -75,10 +76,15 @@ def torture(path: str, total: int, every: int, seed: int) -> None:
     while n < total:
         count = min(every, total - n)
         done = 0
+        # Some files are written in one burst (rotated before the agent even looks), most
+        # at a pace that lets the agent read them part way before they rotate.
+        pause = rng.choice((0.0, 0.01, 0.02, 0.02))
         while done < count:
             per = min(rng.choice((1, 7, 50, 200)), count - done)
             _append(fd, lines(n + done, per))
             done += per
+            if pause:
+                time.sleep(rng.uniform(0, pause))
         n += count
         if n >= total:
             break
