@@ -1,0 +1,142 @@
+"""Helpers for the deploy tests: the repository's files, manifests, PromQL metric names."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import promql_parser
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+RULES = REPO / "rules"
+K8S = REPO / "examples" / "kubernetes"
+RUNBOOK_BASE = "https://github.com/chatwatch/chatwatch/blob/main/"
+
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+# chatwatch's own metrics, as the issues name them (Ingest, Metrics, Rules, Notify).
+SELF_METRICS = frozenset(
+    {
+        "chatwatch_build_info",
+        "chatwatch_lines_read_total",
+        "chatwatch_bytes_read_total",
+        "chatwatch_events_total",
+        "chatwatch_decode_errors_total",
+        "chatwatch_lines_too_long_total",
+        "chatwatch_rotations_total",
+        "chatwatch_files_watched",
+        "chatwatch_file_lag_bytes",
+        "chatwatch_checkpoint_writes_total",
+        "chatwatch_checkpoint_write_failures_total",
+        "chatwatch_series",
+        "chatwatch_series_dropped_total",
+        "chatwatch_extract_errors_total",
+        "chatwatch_config_reloads_total",
+        "chatwatch_config_last_reload_successful",
+        "chatwatch_config_last_reload_success_timestamp_seconds",
+        "chatwatch_rule_evaluation_duration_seconds",
+        "chatwatch_rule_evaluation_failures_total",
+        "chatwatch_rule_group_last_evaluation_timestamp_seconds",
+        "chatwatch_notifications_total",
+        "chatwatch_notifications_failed_total",
+        "chatwatch_notification_latency_seconds",
+        "chatwatch_notification_queue_length",
+        "ALERTS",
+        "ALERTS_FOR_STATE",
+        "up",
+    }
+)
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (.ci/run installs it)")
+    return path
+
+
+def yaml_docs(path: Path) -> list[dict[str, Any]]:
+    """Every non-empty document of a (multi-document) YAML file."""
+    with path.open(encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def manifests(folder: Path = K8S) -> Iterator[tuple[Path, dict[str, Any]]]:
+    for path in sorted(folder.rglob("*.yaml")):
+        for doc in yaml_docs(path):
+            yield path, doc
+
+
+def find(kind: str, name: str | None = None, folder: Path = K8S) -> list[dict[str, Any]]:
+    return [
+        doc
+        for _, doc in manifests(folder)
+        if doc.get("kind") == kind and (name is None or doc["metadata"]["name"] == name)
+    ]
+
+
+def selectors(expr: str) -> list[promql_parser.VectorSelector]:
+    """Every vector selector in a PromQL expression (inside ranges too)."""
+    found: list[promql_parser.VectorSelector] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append(node)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
+
+
+def metric_names(expr: str) -> set[str]:
+    return {s.name for s in selectors(expr) if s.name}
+
+
+def ranges(expr: str) -> list[float]:
+    """Seconds of every range vector and subquery range in the expression."""
+    found: list[float] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.MatrixSelector | promql_parser.SubqueryExpr):
+            assert node.range is not None
+            found.append(node.range.total_seconds())
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
+
+
+def defined_names(metrics: list[dict[str, Any]]) -> set[str]:
+    """Metric names a config's `metrics:` exposes, histograms with their suffixes."""
+    names: set[str] = set()
+    for m in metrics:
+        names.add(m["name"])
+        if m["type"] == "histogram":
+            names.update(m["name"] + s for s in HISTOGRAM_SUFFIXES)
+    return names
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading."""
+    text = heading.strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(markdown: Path) -> set[str]:
+    out: set[str] = set()
+    in_code = False
+    for line in markdown.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and line.startswith("#"):
+            out.add(github_anchor(line.lstrip("#")))
+    return out
+
+
+def alerting_rules(path: Path = RULES / "chatbot.yml") -> list[dict[str, Any]]:
+    doc = yaml_docs(path)[0]
+    return [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
