@@ -1,0 +1,236 @@
+"""`chatwatch replay`: logs replayed in their own time give the alert timeline the agent
+would have produced live. The logs are generated here with known timestamps, so every
+firing and resolve time is known to the second."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pytest
+
+from agent.alerting.commands import Replay, format_entry, timestamp_parser
+from agent.alerting.rules import load_rule_files
+from agent.config import load
+
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+CONFIG = """
+sources:
+  - name: bot
+    paths: ["/var/log/bot/*.log"]
+metrics:
+  - name: chatbot_queue_depth
+    type: gauge
+    match: {event: queue}
+    action: set
+    value: depth
+  - name: chatbot_errors_total
+    type: counter
+    match: {level: error}
+    labels: {route: route}
+rule_files: ["rules.yml"]
+evaluation_interval: 1s
+"""
+
+RULES = """
+groups:
+  - name: bot
+    rules:
+      - alert: QueueBacklog
+        expr: chatbot_queue_depth > 100
+        for: 10s
+        annotations: {summary: "queue at {{ $value }}"}
+      - alert: QueueFull
+        expr: chatbot_queue_depth > 1000
+      - alert: Errors
+        expr: sum by (route) (chatbot_errors_total) >= 4
+        keep_firing_for: 5s
+"""
+
+
+def write_config(tmp_path: Path, rules: str = RULES) -> Path:
+    (tmp_path / "rules.yml").write_text(rules)
+    cfg = tmp_path / "cw.yml"
+    cfg.write_text(CONFIG)
+    return cfg
+
+
+def write_log(path: Path, events: Iterable[Mapping[str, object]]) -> Path:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt") as f:
+        for e in events:
+            f.write(json.dumps(e) + "\n")
+    return path
+
+
+def queue_log(depths: list[tuple[float, int]], fmt: str = "unix") -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for ts, depth in depths:
+        if fmt == "rfc3339":
+            stamp: object = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + (
+                f".{round(ts % 1 * 1000):03d}Z"
+            )
+        elif fmt == "unix_ms":
+            stamp = int(ts * 1000)
+        else:
+            stamp = ts
+        out.append({"ts": stamp, "event": "queue", "depth": depth})
+    return out
+
+
+# A queue that is fine, then backed up from T0+60.5 to T0+120.2, sampled every 0.5 s.
+BACKLOG = [(T0 + i / 2, 150 if T0 + 60.5 <= T0 + i / 2 < T0 + 120.2 else 10) for i in range(0, 400)]
+
+
+def replay(cfg_path: Path, logs: list[Path], **kw: object) -> Replay:
+    cfg = load(cfg_path)
+    groups = load_rule_files(cfg.rule_files, base_dir=cfg.base_dir)
+    r = Replay(cfg, groups, **kw)  # type: ignore[arg-type]
+    r.show_pending = True
+    r.run([str(p) for p in logs])
+    return r
+
+
+def timeline(r: Replay) -> list[tuple[float, str, str]]:
+    return [(e.ts - T0, e.kind, e.labels["alertname"]) for e in r.timeline]
+
+
+def test_backlog_fires_after_for_and_resolves_when_the_queue_drains(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    log = write_log(tmp_path / "bot.log", queue_log(BACKLOG))
+    r = replay(cfg, [log])
+    # evaluations run every whole second of log time; the sample at 60.5 is seen at 61
+    assert timeline(r) == [
+        (61.0, "pending", "QueueBacklog"),
+        (71.0, "firing", "QueueBacklog"),
+        (121.0, "resolved", "QueueBacklog"),
+    ]
+    firing = r.timeline[1]
+    assert firing.annotations == {"summary": "queue at 150"}
+    assert firing.since == T0 + 61
+    assert r.stats.lines == 400 and r.stats.events == 400
+    assert r.stats.evaluations == 200  # T0+1 ... T0+200; the last line is at T0+199.5
+    assert "chatbot_queue_depth 10.0" in r.metrics_text()
+
+
+def test_threshold_crossing_to_firing_takes_at_most_one_interval(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    for offset in (0.001, 0.5, 0.999, 1.0):
+        crossing = T0 + 30 + offset
+        depths = [(T0 + i, 10) for i in range(31)] + [(crossing, 5000), (T0 + 40, 5000)]
+        log = write_log(tmp_path / "q.log", queue_log(depths))
+        r = replay(cfg, [log])
+        fired = [
+            e.ts for e in r.timeline if e.kind == "firing" and e.labels["alertname"] == "QueueFull"
+        ]
+        assert len(fired) == 1
+        assert 0 <= fired[0] - crossing <= 1.0
+
+
+@pytest.mark.parametrize("fmt", ["rfc3339", "unix_ms", "auto"])
+def test_timestamp_formats(tmp_path: Path, fmt: str) -> None:
+    cfg = write_config(tmp_path)
+    log = write_log(tmp_path / "bot.log", queue_log(BACKLOG, "rfc3339" if fmt == "auto" else fmt))
+    r = replay(cfg, [log], timestamp_format=fmt)
+    assert [t for t, kind, _ in timeline(r) if kind == "firing"] == [71.0]
+
+
+def test_strptime_format_and_nested_field(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    events = [
+        {
+            "meta": {"time": time.strftime("%d/%m/%Y %H:%M:%S", time.gmtime(ts))},
+            "event": "queue",
+            "depth": d,
+        }
+        for ts, d in BACKLOG
+        if ts == int(ts)
+    ]
+    log = write_log(tmp_path / "bot.log", events)
+    r = replay(cfg, [log], timestamp_field="meta.time", timestamp_format="%d/%m/%Y %H:%M:%S")
+    assert [t for t, kind, _ in timeline(r) if kind == "firing"] == [71.0]
+
+
+def test_two_replicas_merge_in_time_order_and_gz_is_read(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    # each replica logs 2 errors, 10 s apart; together they reach 4 at T0+25.5
+    a = write_log(
+        tmp_path / "a.log",
+        [{"ts": T0 + t, "level": "error", "route": "/chat"} for t in (5, 15.5)]
+        + [{"ts": T0 + 100, "level": "info"}],
+    )
+    b = write_log(
+        tmp_path / "b.log.gz",
+        [{"ts": T0 + t, "level": "error", "route": "/chat"} for t in (10, 25.5)],
+    )
+    r = replay(cfg, [a, b])
+    assert timeline(r) == [(26.0, "pending", "Errors"), (26.0, "firing", "Errors")]
+    assert 'chatbot_errors_total{route="/chat"} 4.0' in r.metrics_text()
+
+
+def test_lines_without_timestamp_or_out_of_order_are_counted(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    log = tmp_path / "bot.log"
+    log.write_text(
+        json.dumps({"ts": T0 + 10, "event": "queue", "depth": 5})
+        + "\n"
+        + "not json\n"
+        + json.dumps({"event": "queue", "depth": 7})
+        + "\n"
+        + json.dumps({"ts": T0 + 5, "event": "queue", "depth": 9})
+        + "\n"
+    )
+    r = replay(cfg, [log])
+    assert (r.stats.lines, r.stats.decode_errors, r.stats.no_timestamp, r.stats.out_of_order) == (
+        4,
+        1,
+        1,
+        1,
+    )
+    assert "chatbot_queue_depth 9.0" in r.metrics_text()
+
+
+def test_cli_prints_the_timeline_and_final_metrics(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    log = write_log(tmp_path / "bot.log", queue_log(BACKLOG))
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "replay", "-c", str(cfg), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [
+        "2026-01-01T00:01:11Z  FIRING    QueueBacklog{}  value=150  summary='queue at 150'",
+        "2026-01-01T00:02:01Z  RESOLVED  QueueBacklog{}  after 50s",
+    ]
+    assert lines[3].startswith("# replayed 400 lines (400 events) spanning 3m20s in ")
+    assert "chatbot_queue_depth 10.0" in result.stdout
+
+
+def test_cli_reports_bad_arguments(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "replay", "-c", str(cfg), str(tmp_path / "nope.log")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "nope.log: no such file" in result.stderr
+    with pytest.raises(ValueError, match="--timestamp-format"):
+        timestamp_parser("iso")
+
+
+def test_format_entry_of_a_resolve() -> None:
+    from agent.alerting.commands import TimelineEntry
+
+    e = TimelineEntry(T0 + 90, "resolved", {"alertname": "A", "route": "/x"}, 1.0, {}, T0)
+    assert format_entry(e) == '2026-01-01T00:01:30Z  RESOLVED  A{route="/x"}  after 1m30s'
