@@ -122,12 +122,20 @@ class Notification:
         return _common([a.annotations for a in self.alerts])
 
     def title(self) -> str:
-        """Alertmanager's default title: `[FIRING:2] HighErrorRate (critical api)`."""
+        """Alertmanager's default title, `[FIRING:2] HighErrorRate (critical api)`.
+
+        The group label values, then the other common label values in brackets. Without
+        group labels (`group_by: []`) the common alertname leads instead of a blank.
+        """
         status = f"FIRING:{len(self.firing)}" if self.status == "firing" else "RESOLVED"
-        group_values = " ".join(self.group_labels[k] for k in sorted(self.group_labels))
-        extra = {k: v for k, v in self.common_labels.items() if k not in self.group_labels}
-        rest = f" ({' '.join(extra[k] for k in sorted(extra))})" if extra else ""
-        return f"[{status}] {group_values}{rest}".rstrip()
+        common = self.common_labels
+        head_labels = dict(self.group_labels)
+        if not head_labels and "alertname" in common:
+            head_labels = {"alertname": common["alertname"]}
+        head = " ".join(head_labels[k] for k in sorted(head_labels))
+        extra = {k: v for k, v in common.items() if k not in head_labels}
+        rest = f"({' '.join(extra[k] for k in sorted(extra))})" if extra else ""
+        return " ".join(p for p in (f"[{status}]", head, rest) if p)
 
     def template_data(self, max_alerts: int = 0) -> dict[str, Any]:
         """Alertmanager's webhook v4 body (also the data every integration builds from)."""

@@ -127,6 +127,7 @@ class Email:
                     )
                 step = "STARTTLS"
                 await smtp.starttls(server_hostname=self.server_name, tls_context=self.tls)
+                await smtp.ehlo()  # extensions offered over TLS (AUTH usually appears only now)
             if cfg.auth_username:
                 step = "AUTH"
                 if not smtp.supports_extension("auth"):

@@ -1,0 +1,172 @@
+"""Real receivers on 127.0.0.1 for the notify tests, and a running Notifier.
+
+`HookServer` is a real HTTP server in a thread. It records every request (time, path,
+headers, body) and answers from a script: `ok` by default, or queued responses such as
+Slack's `400 invalid_payload` and `429 Retry-After: 2`; it can be slow, or stopped and
+started again on the same port to play a receiver that is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.alerts import Alert
+from agent.notify import Notifier
+from agent.notify.config import AlertingConfig
+from agent.selfmetrics import SelfMetrics
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Request:
+    at: float
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: str = "ok"
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0
+
+
+class HookServer:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.requests: list[Request] = []
+        self.script: list[Reply] = []
+        self.default = Reply()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> HookServer:
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with hook._lock:
+                    hook.in_flight += 1
+                    hook.max_in_flight = max(hook.max_in_flight, hook.in_flight)
+                    reply = hook.script.pop(0) if hook.script else hook.default
+                    hook.requests.append(
+                        Request(time.monotonic(), self.path, dict(self.headers.items()), body)
+                    )
+                try:
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                    data = reply.body.encode()
+                    self.send_response(reply.status)
+                    for k, v in reply.headers:
+                        self.send_header(k, v)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    with contextlib.suppress(OSError):
+                        self.wfile.write(data)
+                finally:
+                    with hook._lock:
+                        hook.in_flight -= 1
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def bodies(self) -> list[Any]:
+        return [r.json() for r in list(self.requests)]
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    """Poll until `predicate()` is truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}: last={last!r}")
+
+
+def alerting(doc: str) -> AlertingConfig:
+    return AlertingConfig.model_validate(yaml.safe_load(doc))
+
+
+@contextlib.asynccontextmanager
+async def running(
+    cfg: AlertingConfig, state_dir: Path, stats: SelfMetrics | None = None
+) -> AsyncIterator[Notifier]:
+    """A Notifier with its run() task; stopped (state saved) at the end."""
+    notifier = Notifier(cfg, state_dir, stats or SelfMetrics(), "http://chatwatch.test:9317")
+    task = asyncio.create_task(notifier.run())
+    try:
+        yield notifier
+    finally:
+        await notifier.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def fire(name: str, starts: float, **labels: str) -> Alert:
+    return Alert(
+        labels={"alertname": name, **labels},
+        annotations={"summary": f"{name} on {labels}"},
+        starts_at=starts,
+        generator_url="http://chatwatch.test:9317/graph",
+    )
+
+
+def resolve(alert: Alert, at: float) -> Alert:
+    return Alert(
+        alert.labels, alert.annotations, alert.starts_at, at, alert.generator_url, alert.cooldown
+    )
+
+
+def metric(stats: SelfMetrics, name: str, *labels: str) -> float:
+    family = stats.family(name)
+    return 0.0 if family is None else family.get(tuple(labels))

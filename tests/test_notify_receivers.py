@@ -1,0 +1,344 @@
+"""Each receiver against a real server on 127.0.0.1: what arrives is what a user would see."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import hashlib
+import hmac
+import itertools
+import logging
+import ssl
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from agent.selfmetrics import SelfMetrics
+from tests.notify_support import (
+    HookServer,
+    Reply,
+    alerting,
+    fire,
+    free_port,
+    metric,
+    resolve,
+    running,
+    wait_for,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def hook() -> Iterator[HookServer]:
+    server = HookServer().start()
+    yield server
+    server.stop()
+
+
+# -- webhook -----------------------------------------------------------------------------------
+
+
+async def test_webhook_receives_alertmanager_v4_payload_signed(
+    tmp_path: Path, hook: HookServer
+) -> None:
+    cfg = alerting(f"""
+route: {{receiver: bridge, group_by: [alertname], group_interval: 200ms}}
+receivers:
+  - name: bridge
+    webhook_configs:
+      - url: {hook.url}
+        max_alerts: 1
+        headers: {{X-Team: chat}}
+        signing_secret: topsecret
+""")
+    stats = SelfMetrics()
+    now = time.time()
+    a = fire("HighErrorRate", now - 5, route="/chat", severity="page")
+    b = fire("HighErrorRate", now - 5, route="/login", severity="page")
+    async with running(cfg, tmp_path, stats) as n:
+        n.send([a, b], now)
+        await wait_for(lambda: hook.requests, what="firing webhook")
+        n.send([resolve(a, now + 1), resolve(b, now + 1)], now + 1)
+        await wait_for(lambda: len(hook.requests) >= 2, what="resolved webhook")
+
+    first, second = hook.requests
+    body = first.json()
+    assert body == {
+        "receiver": "bridge",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "HighErrorRate", "route": "/chat", "severity": "page"},
+                "annotations": a.annotations,
+                "startsAt": body["alerts"][0]["startsAt"],
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://chatwatch.test:9317/graph",
+                "fingerprint": body["alerts"][0]["fingerprint"],
+            }
+        ],
+        "groupLabels": {"alertname": "HighErrorRate"},
+        "commonLabels": {"alertname": "HighErrorRate", "severity": "page"},
+        "commonAnnotations": {},
+        "externalURL": "http://chatwatch.test:9317",
+        "version": "4",
+        "groupKey": '{}:{alertname="HighErrorRate"}',
+        "truncatedAlerts": 1,
+    }
+    assert len(body["alerts"][0]["fingerprint"]) == 16
+    assert body["alerts"][0]["startsAt"].endswith("Z")
+    assert first.headers["X-Team"] == "chat"
+    expected = "sha256=" + hmac.new(b"topsecret", first.body, hashlib.sha256).hexdigest()
+    assert first.headers["X-Chatwatch-Signature"] == expected
+
+    resolved = second.json()
+    assert resolved["status"] == "resolved"
+    assert resolved["alerts"][0]["status"] == "resolved"
+    assert resolved["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+    assert metric(stats, "chatwatch_notifications_total", "bridge", "webhook") == 2
+    latency = stats.family("chatwatch_notification_latency_seconds")
+    assert latency is not None and latency.get(("bridge", "webhook")) == 2
+
+
+# -- Slack -------------------------------------------------------------------------------------
+
+SLACK = """
+route: {{receiver: slack, group_by: [alertname], group_interval: 200ms}}
+receivers:
+  - name: slack
+    slack_configs: [{{api_url: "{url}", send_resolved: true, channel: "#alerts"}}]
+delivery: {{initial_backoff: 200ms, max_backoff: 1s}}
+"""
+
+
+async def test_slack_message_escapes_log_text_so_it_cannot_ping(
+    tmp_path: Path, hook: HookServer
+) -> None:
+    now = time.time()
+    alert = fire("BadInput", now, severity="critical", user="<!channel> & <@U123>")
+    alert.annotations = {"summary": "user wrote <!here>", "description": "<https://evil|click>"}
+    async with running(alerting(SLACK.format(url=hook.url)), tmp_path) as n:
+        n.send([alert], now)
+        await wait_for(lambda: hook.requests, what="slack message")
+    raw = hook.requests[0].body.decode()
+    msg = hook.requests[0].json()
+    for dangerous in ("<!channel>", "<!here>", "<@U123>", "<https://evil"):
+        assert dangerous not in raw
+    assert "&lt;!channel&gt; &amp; &lt;@U123&gt;" in raw
+    assert msg["text"] == "[FIRING:1] BadInput (critical &lt;!channel&gt; &amp; &lt;@U123&gt;)"
+    assert msg["channel"] == "#alerts"
+    attachment = msg["attachments"][0]
+    assert attachment["color"] == "#E01E5A"
+    texts = [b["text"]["text"] for b in attachment["blocks"] if b["type"] == "section"]
+    assert texts[0] == f"*{msg['text']}*"
+    assert "*user wrote &lt;!here&gt;*" in texts[1]
+    assert "&lt;https://evil|click&gt;" in texts[1]
+
+
+async def test_slack_invalid_payload_is_not_retried_and_logged(
+    tmp_path: Path, hook: HookServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook.script = [Reply(400, "invalid_payload")]
+    stats = SelfMetrics()
+    now = time.time()
+    with caplog.at_level(logging.INFO, logger="chatwatch.notify"):
+        async with running(alerting(SLACK.format(url=hook.url)), tmp_path, stats) as n:
+            n.send([fire("X", now)], now)
+            await wait_for(lambda: hook.requests, what="slack attempt")
+            await wait_for(
+                lambda: metric(
+                    stats, "chatwatch_notifications_failed_total", "slack", "slack", "client_error"
+                ),
+                what="failure counted",
+            )
+            await asyncio.sleep(1.5)  # a retry would come within 200ms-1s
+    assert len(hook.requests) == 1
+    rejected = [r for r in caplog.records if "not retrying" in r.getMessage()]
+    assert len(rejected) == 1
+    assert "invalid_payload" in rejected[0].__dict__["error"]
+    assert hook.url not in caplog.text  # the webhook URL is a secret
+
+
+async def test_slack_server_error_is_retried_then_delivered(
+    tmp_path: Path, hook: HookServer
+) -> None:
+    hook.script = [Reply(500, "oops"), Reply(503, "busy")]
+    stats = SelfMetrics()
+    now = time.time()
+    async with running(alerting(SLACK.format(url=hook.url)), tmp_path, stats) as n:
+        n.send([fire("X", now)], now)
+        await wait_for(lambda: len(hook.requests) >= 3, what="two retries")
+        await wait_for(lambda: not n.queues["slack/slack[0]"].items, what="queue drained")
+    bodies = hook.bodies()
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert (
+        metric(stats, "chatwatch_notifications_failed_total", "slack", "slack", "server_error") == 2
+    )
+    assert metric(stats, "chatwatch_notifications_total", "slack", "slack") == 3
+
+
+async def test_slack_at_most_one_message_per_second(tmp_path: Path, hook: HookServer) -> None:
+    now = time.time()
+    async with running(alerting(SLACK.format(url=hook.url)), tmp_path) as n:
+        n.send([fire("A", now), fire("B", now), fire("C", now)], now)
+        await wait_for(lambda: len(hook.requests) >= 3, what="three messages")
+    times = [r.at for r in hook.requests]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(g >= 0.95 for g in gaps), gaps
+
+
+# -- email -------------------------------------------------------------------------------------
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[Envelope] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        raw = envelope.original_content or b""
+        self.messages.append(email.message_from_bytes(raw, policy=email.policy.default))
+        return "250 OK"
+
+
+class SMTPServer:
+    """aiosmtpd with STARTTLS (trustme certs) required before AUTH."""
+
+    def __init__(self, tmp_path: Path, password: str = "s3cret") -> None:
+        self.password = password
+        self.auth_attempts = 0
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        self.ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        self.mailbox = Mailbox()
+        self.port = free_port()
+        self.controller = Controller(
+            self.mailbox,
+            hostname="127.0.0.1",
+            port=self.port,
+            tls_context=ctx,
+            require_starttls=True,
+            auth_require_tls=True,
+            authenticator=self._auth,
+        )
+
+    def _auth(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        self.auth_attempts += 1
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login == b"bot"
+            and data.password == self.password.encode()
+        )
+        return AuthResult(success=ok, handled=False)
+
+    def __enter__(self) -> SMTPServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+
+def email_config(smtp: SMTPServer, password: str = "s3cret", extra: str = "") -> str:
+    return f"""
+route: {{receiver: mail, group_by: [alertname], group_interval: 200ms}}
+receivers:
+  - name: mail
+    email_configs:
+      - to: oncall@example.org
+        from: chatwatch@example.org
+        smarthost: 127.0.0.1:{smtp.port}
+        auth_username: bot
+        auth_password: {password}
+        tls_config: {{ca_file: {smtp.ca_file}}}
+        headers: {{X-Priority: "1"}}
+        send_resolved: true
+        {extra}
+delivery: {{initial_backoff: 200ms, max_backoff: 1s}}
+"""
+
+
+async def test_email_over_starttls_with_auth_html_and_text(tmp_path: Path) -> None:
+    now = time.time()
+    alert = fire("LLMErrors", now, model="gpt\r\nBcc: victim@example.org")
+    alert.annotations = {"summary": "<script>alert(1)</script> & more", "description": "5% errors"}
+    with SMTPServer(tmp_path) as smtp:
+        async with running(alerting(email_config(smtp)), tmp_path) as n:
+            n.send([alert], now)
+            await wait_for(lambda: smtp.mailbox.messages, what="email delivered")
+    (msg,) = smtp.mailbox.messages
+    (envelope,) = smtp.mailbox.envelopes
+    assert envelope.rcpt_tos == ["oncall@example.org"]
+    assert envelope.mail_from == "chatwatch@example.org"
+    assert msg["Subject"] == "[FIRING:1] LLMErrors (gpt Bcc: victim@example.org)"
+    assert msg["Bcc"] is None  # the CRLF from the log did not start a new header
+    assert msg["X-Priority"] == "1"
+    text = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    assert text is not None and html is not None
+    assert "<script>alert(1)</script> & more" in text.get_content()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in html.get_content()
+    assert "<script>" not in html.get_content()
+
+
+async def test_email_require_tls_fails_when_starttls_not_offered(tmp_path: Path) -> None:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    stats = SelfMetrics()
+    try:
+        cfg = alerting(f"""
+route: {{receiver: mail, group_interval: 200ms}}
+receivers:
+  - name: mail
+    email_configs: [{{to: a@example.org, from: b@example.org, smarthost: "127.0.0.1:{port}"}}]
+delivery: {{initial_backoff: 200ms, max_backoff: 1s}}
+""")
+        async with running(cfg, tmp_path, stats) as n:
+            n.send([fire("X", time.time())], time.time())
+            await wait_for(
+                lambda: (
+                    metric(stats, "chatwatch_notifications_failed_total", "mail", "email", "tls")
+                    >= 2
+                ),
+                what="STARTTLS refusal counted and retried",
+            )
+    finally:
+        controller.stop()
+    assert mailbox.messages == []
+
+
+# -- console -----------------------------------------------------------------------------------
+
+
+async def test_console_logs_notification_as_json(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = alerting("route: {receiver: log}\nreceivers: [{name: log, console_configs: [{}]}]")
+    now = time.time()
+    with caplog.at_level(logging.INFO, logger="chatwatch.notify.console"):
+        async with running(cfg, tmp_path) as n:
+            n.send([fire("Demo", now)], now)
+            await wait_for(
+                lambda: [r for r in caplog.records if r.name == "chatwatch.notify.console"],
+                what="console line",
+            )
+    record = next(r for r in caplog.records if r.name == "chatwatch.notify.console")
+    assert record.getMessage() == "[FIRING:1] Demo"
+    assert record.__dict__["notification"]["alerts"][0]["labels"] == {"alertname": "Demo"}
