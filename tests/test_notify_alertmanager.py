@@ -1,0 +1,162 @@
+"""Forwarding to a real Alertmanager (Debian prometheus-alertmanager) on 127.0.0.1.
+
+The alert must show up in Alertmanager's own API, and Alertmanager's own webhook receiver
+must deliver it, firing and then resolved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agent.selfmetrics import SelfMetrics
+from tests.notify_support import (
+    HookServer,
+    alerting,
+    fire,
+    free_port,
+    metric,
+    resolve,
+    running,
+    wait_for,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+BINARY = "/usr/bin/prometheus-alertmanager"
+
+
+@pytest.fixture
+def am_hook() -> Iterator[HookServer]:
+    server = HookServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, am_hook: HookServer) -> Iterator[str]:
+    binary = shutil.which(BINARY) or shutil.which("alertmanager")
+    if binary is None:
+        pytest.skip("prometheus-alertmanager is not installed (.ci/run installs it)")
+    port = free_port()
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(f"""
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs: [{{url: "{am_hook.url}", send_resolved: true}}]
+""")
+    log = (tmp_path / "alertmanager.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    "alertmanager did not start: " + (tmp_path / "alertmanager.log").read_text()
+                )
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def am_alerts(url: str, **params: str) -> list[dict[str, Any]]:
+    resp = httpx.get(f"{url}/api/v2/alerts", params=params, timeout=5)
+    resp.raise_for_status()
+    alerts: list[dict[str, Any]] = resp.json()
+    return alerts
+
+
+async def test_alert_forwarded_to_alertmanager_is_listed_and_delivered_by_it(
+    tmp_path: Path, alertmanager: str, am_hook: HookServer
+) -> None:
+    cfg = alerting(f"""
+alertmanagers: [{{url: "{alertmanager}", timeout: 5s}}]
+resend_delay: 2s
+""")
+    stats = SelfMetrics()
+    started = time.time()
+    alert = fire("ChatbotDown", started - 10, severity="critical", job="chatbot")
+    async with running(cfg, tmp_path / "state", stats) as n:
+        # The rule engine calls send() every evaluation; do the same for ~5 s.
+        for _ in range(10):
+            n.send([alert], time.time())
+            await asyncio.sleep(0.5)
+        listed = await wait_for(
+            lambda: [
+                a for a in am_alerts(alertmanager) if a["labels"].get("alertname") == "ChatbotDown"
+            ],
+            what="alert in Alertmanager's /api/v2/alerts",
+        )
+        assert listed[0]["labels"] == alert.labels
+        assert listed[0]["status"]["state"] == "active"
+        assert listed[0]["generatorURL"] == alert.generator_url
+        ends_at = datetime.fromisoformat(listed[0]["endsAt"].replace("Z", "+00:00")).timestamp()
+        # endsAt = last send + 4 * resend_delay, so Alertmanager resolves it if we vanish.
+        assert time.time() < ends_at <= time.time() + 4 * 2 + 1
+
+        firing = await wait_for(
+            lambda: [b for b in am_hook.bodies() if b["status"] == "firing"],
+            what="Alertmanager's webhook delivering the firing alert",
+        )
+        assert firing[0]["alerts"][0]["labels"] == alert.labels
+        assert firing[0]["receiver"] == "hook"
+
+        resolved_at = time.time()
+        n.send([resolve(alert, resolved_at)], resolved_at)
+        await wait_for(
+            lambda: [b for b in am_hook.bodies() if b["status"] == "resolved"],
+            what="Alertmanager's webhook delivering the resolve",
+        )
+        await wait_for(
+            lambda: not am_alerts(alertmanager, active="true", filter='alertname="ChatbotDown"'),
+            what="alert no longer active in Alertmanager",
+        )
+    assert metric(stats, "chatwatch_notifications_total", "alertmanager", "alertmanager") >= 3
+    assert (
+        metric(
+            stats,
+            "chatwatch_notifications_failed_total",
+            "alertmanager",
+            "alertmanager",
+            "connection",
+        )
+        == 0
+    )
