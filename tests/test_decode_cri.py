@@ -161,6 +161,7 @@ def test_malformed_wrappers_are_counted_as_bad_cri() -> None:
         b"2026-11-23T09:30:05Z stdout X wrong tag",
         b"2026-11-23T09:30:05Z stdout FP glued tag",
         b"yesterday stdout F not a time",
+        b"2026-11-23T09:30 stdout F time without seconds",
         b"2026-11-23T09:30:05Z stdout",  # cut after the stream
         b"2026-11-23T09:30:05Z  stdout F double space",
         b"2026-11-23T09:30:05Z stdout F:x tagged",  # extra tags after ':' are allowed
@@ -170,7 +171,7 @@ def test_malformed_wrappers_are_counted_as_bad_cri() -> None:
     events, errors = decode("cri", lines)
     assert [e["message"] for e in events] == ["fine", "tagged", "offset"]
     assert events[2]["time"] == "2026-11-23T09:30:05+02:00"
-    assert errors == {"bad_cri": 8, "empty": 1}
+    assert errors == {"bad_cri": 9, "empty": 1}
     assert len(events) + sum(errors.values()) == len(lines)
 
 
@@ -202,6 +203,18 @@ def test_flush_hands_on_the_partial_record_a_rotated_file_ends_with() -> None:
     ]
     assert run.flush() == []  # nothing is handed on twice
     assert run.errors == {}
+
+
+def test_flush_ends_the_discarding_of_a_too_long_record() -> None:
+    # copytruncate mid-way through an over-long record: the file starts over, and its
+    # first record must not be taken for the rest of the dropped one.
+    clock = stamps()
+    run = Run("cri", max_line_bytes=20_000)
+    run.feed(cri("stdout", b"x" * 50_000, clock)[:2])
+    assert run.errors == {"too_long": 1}
+    assert run.flush() == []
+    run.feed(cri("stdout", b"after truncation", clock))
+    assert [e["message"] for e in run.events] == ["after truncation"]
 
 
 def test_inner_format_logfmt_regex_and_text() -> None:
