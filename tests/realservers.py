@@ -117,12 +117,13 @@ class Prometheus:
         self.port = free_port()
         self.workdir = workdir
         cfg = workdir / "prometheus.yml"
+        listed = ", ".join(f'"{t}"' for t in targets)
         cfg.write_text(
-            "global: {scrape_interval: %s, evaluation_interval: %s}\n"
+            f"global: {{scrape_interval: {scrape_interval},"
+            f" evaluation_interval: {scrape_interval}}}\n"
             "scrape_configs:\n"
             "  - job_name: chatwatch\n"
-            "    static_configs: [{targets: [%s]}]\n"
-            % (scrape_interval, scrape_interval, ", ".join(f'"{t}"' for t in targets))
+            f"    static_configs: [{{targets: [{listed}]}}]\n"
         )
         self.config = cfg
         self.proc: subprocess.Popen[bytes] | None = None

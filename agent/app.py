@@ -1,0 +1,280 @@
+"""The running agent: wires the stages, owns every long-running task, signals and reload.
+
+sources -> decode -> Extractor -> Store; every evaluation_interval the store's samples go
+into History and the rule groups evaluate over it, handing alerts to the Notifier. All
+long-running work is a task in one TaskGroup, so shutdown happens in one place:
+`stop()` stops the sources (they hand on what they read), the last checkpoints are
+written, notification state is persisted, and the remaining tasks are cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import signal
+import time
+from typing import Any
+
+from prometheus_client.registry import Collector
+
+from agent.alerting.history import History
+from agent.alerting.manager import RuleManager, required_retention
+from agent.alerting.rules import RuleError, RuleGroup, load_rule_files
+from agent.config import Config, ConfigError, load
+from agent.events import Event, Origin
+from agent.exposition import collector
+from agent.extract import Extractor
+from agent.notify import Notifier
+from agent.selfmetrics import SelfMetrics
+from agent.server import serve
+from agent.sources.checkpoint import Checkpoints
+from agent.sources.config import SourceConfig
+from agent.sources.stdin import StdinSource
+from agent.sources.tail import FileSource
+from agent.store import Store
+
+log = logging.getLogger("chatwatch")
+
+SHUTDOWN_GRACE = 4.0
+"""Seconds `stop()` gives the sources to hand on what they read (SIGTERM must exit in 5 s)."""
+
+
+class _SwitchSink:
+    """The sink the sources hold; reload swaps the extractor behind it without restarting them."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: Extractor) -> None:
+        self.target = target
+
+    def __call__(self, origin: Origin, events: list[Event]) -> None:
+        self.target(origin, events)
+
+
+def resolve_sources(cfg: Config) -> list[SourceConfig]:
+    """Source globs relative to the config file's folder, as Prometheus does for rule_files."""
+    out = []
+    for src in cfg.sources:
+        paths = [str(cfg.resolve(p)) for p in src.paths]
+        exclude = [str(cfg.resolve(p)) for p in src.exclude]
+        out.append(src.model_copy(update={"paths": paths, "exclude": exclude}))
+    return out
+
+
+class Agent:
+    def __init__(self, config_path: str, cfg: Config, *, install_signals: bool = True) -> None:
+        self.config_path = config_path
+        self.cfg = cfg
+        self.install_signals = install_signals
+        self.stats = SelfMetrics()
+        self._reload_ok = self.stats.gauge(
+            "chatwatch_config_last_reload_successful", "Whether the last config load succeeded."
+        )
+        self._reload_ts = self.stats.gauge(
+            "chatwatch_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load.",
+        )
+        self._reloads = self.stats.counter(
+            "chatwatch_config_reloads_total", "Config reloads attempted, by result.", ("result",)
+        )
+        self._reload_ok.set((), 1.0)
+        self._reload_ts.set((), time.time())
+
+        self.store = Store()
+        self.extractor = Extractor(cfg.metrics, self.store, self.stats)
+        self.sink = _SwitchSink(self.extractor)
+        self.checkpoints = Checkpoints(cfg.checkpoint_path, self.stats)
+        self.external_url = cfg.server.external_url or f"http://{_advertised(cfg.server.listen)}"
+        groups = self._load_rules(cfg)
+        self.history = History(retention=required_retention(groups, cfg.evaluation_interval))
+        self.notifier = Notifier(
+            cfg.alerting, cfg.resolve(cfg.state_dir), self.stats, self.external_url
+        )
+        self.rules = RuleManager(
+            groups,
+            self.history,
+            store=self.store,
+            stats=self.stats,
+            notify=self.notifier.send,
+            evaluation_interval=cfg.evaluation_interval,
+        )
+        self.sources: list[FileSource | StdinSource] = []
+        self.collectors: list[Collector] = [collector(self.store, self.stats)]
+        self._stop = asyncio.Event()
+        self._sources_opened = False
+        self._reload_lock = asyncio.Lock()
+        self.server_started = asyncio.Event()
+
+    def _load_rules(self, cfg: Config) -> list[RuleGroup]:
+        return load_rule_files(
+            cfg.rule_files, base_dir=cfg.base_dir, external_url=self.external_url
+        )
+
+    # -- ServerHandlers ----------------------------------------------------------------
+
+    def is_ready(self) -> bool:
+        return self._sources_opened and all(s.opened.is_set() for s in self.sources)
+
+    async def reload(self) -> tuple[bool, str]:
+        async with self._reload_lock:
+            return await self._reload()
+
+    def alerts_api(self) -> dict[str, Any]:
+        return self.rules.alerts_api()
+
+    def rules_api(self) -> dict[str, Any]:
+        return self.rules.rules_api()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        if self.install_signals:
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
+        self.checkpoints.load()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self._start_sources(tg, self.cfg)
+                tg.create_task(
+                    serve(self.cfg.server, self, self.server_started, base_dir=self.cfg.base_dir),
+                    name="server",
+                )
+                tg.create_task(self._evaluate_forever(), name="rules")
+                tg.create_task(self._checkpoint_forever(), name="checkpoints")
+                tg.create_task(self.notifier.run(), name="notifier")
+                log.info(
+                    "chatwatch started",
+                    extra={"listen": self.cfg.server.listen, "sources": len(self.sources)},
+                )
+                await self._stop.wait()
+                await self._shutdown()
+                raise _Stopped
+        except* _Stopped:
+            pass
+        log.info("chatwatch stopped")
+        return 0
+
+    async def _shutdown(self) -> None:
+        log.info("shutting down")
+        await self._stop_sources()
+        self._save_checkpoints()
+        try:
+            await asyncio.wait_for(self.notifier.stop(), timeout=1.0)
+        except TimeoutError:
+            log.warning("notification state not saved before the shutdown deadline")
+
+    def _start_sources(self, tg: asyncio.TaskGroup, cfg: Config) -> None:
+        self.sources = []
+        for src in resolve_sources(cfg):
+            source: FileSource | StdinSource
+            if src.stdin:
+                source = StdinSource(src, self.sink, self.stats)
+            else:
+                source = FileSource(src, self.sink, self.checkpoints, self.stats)
+            self.sources.append(source)
+            tg.create_task(source.run(), name=f"source:{src.name}")
+        self._sources_opened = True
+
+    async def _stop_sources(self) -> None:
+        stops = [s.stop() for s in self.sources]
+        try:
+            await asyncio.wait_for(asyncio.gather(*stops), timeout=SHUTDOWN_GRACE)
+        except TimeoutError:
+            log.warning("sources did not stop in time; saving checkpoints of what was handed on")
+
+    def _save_checkpoints(self) -> None:
+        try:
+            self.checkpoints.save()
+        except OSError as exc:
+            log.error("cannot write checkpoints", extra={"error": str(exc)})
+
+    async def _checkpoint_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.checkpoint.interval)
+            self._save_checkpoints()
+
+    async def _evaluate_forever(self) -> None:
+        """Every evaluation_interval, on the wall-clock grid: expire, snapshot, evaluate."""
+        interval = self.cfg.evaluation_interval
+        while True:
+            now = time.time()
+            await asyncio.sleep(interval - (now % interval))
+            self.evaluate(time.time())
+
+    def evaluate(self, now: float) -> None:
+        self.store.expire(now)
+        self.history.append(now, self.store.snapshot())
+        self.rules.evaluate(now)
+
+    # -- reload --------------------------------------------------------------------------
+
+    def _reload_soon(self) -> None:
+        asyncio.get_running_loop().create_task(self.reload())
+
+    async def _reload(self) -> tuple[bool, str]:
+        """Load the file again; a config that fails validation is logged and the running kept."""
+        try:
+            cfg = load(self.config_path)
+            groups = self._load_rules(cfg)
+            extractor = Extractor(cfg.metrics, self.store, self.stats)
+        except (ConfigError, RuleError) as exc:
+            self._reloads.inc(("failure",))
+            self._reload_ok.set((), 0.0)
+            log.error(
+                "config reload failed; keeping the running config",
+                extra={"problems": exc.problems},
+            )
+            return False, "\n".join(exc.problems)
+        old = self.cfg
+        self.cfg = cfg
+        self.sink.target = extractor
+        self.extractor = extractor
+        self.rules.reload(groups)
+        self.history.retention = required_retention(groups, cfg.evaluation_interval)
+        self.notifier.reload(cfg.alerting)
+        if resolve_sources(cfg) != resolve_sources(old):
+            await self._stop_sources()
+            self._save_checkpoints()
+            self._start_sources(self._tg, cfg)
+        self._reloads.inc(("success",))
+        self._reload_ok.set((), 1.0)
+        self._reload_ts.set((), time.time())
+        log.info("config reloaded", extra={"config": self.config_path})
+        return True, "config reloaded"
+
+
+class _Stopped(Exception):
+    """Raised inside the TaskGroup to cancel its remaining tasks after a clean shutdown."""
+
+
+def _advertised(listen: str) -> str:
+    host, _, port = listen.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        host = platform.node() or "localhost"
+    return f"{host}:{port}"
+
+
+def run_from_file(path: str) -> int:
+    try:
+        cfg = load(path)
+        agent = Agent(path, cfg)
+    except ConfigError as exc:
+        for p in exc.problems:
+            log.error(p)
+        return 1
+    except RuleError as exc:
+        for p in exc.problems:
+            log.error(p)
+        return 1
+    return asyncio.run(_main(agent))
+
+
+async def _main(agent: Agent) -> int:
+    return await agent.run()

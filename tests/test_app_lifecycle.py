@@ -1,0 +1,146 @@
+"""`chatwatch run` as a process: SIGTERM mid-stream, restart from checkpoint, reload."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.realservers import Chatwatch, free_port, wait_until
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+sources:
+  - name: chatbot
+    paths: ["bot.log"]
+    start_at: beginning
+state_dir: state
+checkpoint: {{interval: 1s}}
+server: {{listen: "127.0.0.1:{port}"}}
+metrics:
+  - name: lines_total
+    type: counter
+    help: Lines seen.
+{extra}
+"""
+
+
+WRITER = """
+import sys, time
+path, total = sys.argv[1], int(sys.argv[2])
+with open(path, "ab", buffering=0) as f:
+    for start in range(0, total, 500):
+        f.write(b"".join(b'{"event": "x", "i": %d}\\n' % i for i in range(start, start + 500)))
+        time.sleep(0.02)
+"""
+
+
+def metric(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def write_config(path: Path, port: int, extra: str = "") -> None:
+    path.write_text(CONFIG.format(port=port, extra=extra))
+
+
+def test_sigterm_mid_stream_exits_0_and_restart_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "cw.yaml"
+    write_config(cfg, port)
+    log = tmp_path / "bot.log"
+    log.write_bytes(b"")
+    total = 100_000
+    # A real writer process appends steadily (about 4 s) while the agent is stopped.
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(log), str(total)], stderr=subprocess.PIPE
+    )
+    cw = Chatwatch(cfg, port, tmp_path).start()
+    wait_until(lambda: (metric(cw.metrics(), "lines_total") or 0) > 1000, what="first lines")
+    assert writer.poll() is None, "the writer must still be writing when SIGTERM arrives"
+    started = time.monotonic()
+    code = cw.stop(signal.SIGTERM)
+    assert code == 0, cw.logs()
+    assert time.monotonic() - started < 5.0
+    assert writer.wait(60) == 0
+
+    checkpoints = json.loads((tmp_path / "state" / "checkpoints.json").read_text())
+    offsets = [entry["offset"] for entry in _entries(checkpoints)]
+    assert len(offsets) == 1
+    offset = offsets[0]
+    data = log.read_bytes()
+    assert 0 < offset <= len(data)
+    assert data[offset - 1 : offset] == b"\n", "checkpoint must sit just past a complete line"
+    handed_before = data[:offset].count(b"\n")
+
+    cw2 = Chatwatch(cfg, port, tmp_path).start()
+    try:
+        expected = total - handed_before
+        wait_until(
+            lambda: metric(cw2.metrics(), "lines_total") == expected,
+            timeout=60,
+            what=f"the remaining {expected} lines after restart",
+        )
+        time.sleep(1.5)
+        assert metric(cw2.metrics(), "lines_total") == expected
+        assert 0 < expected < total
+    finally:
+        assert cw2.stop() == 0
+
+
+def _entries(node: object) -> list[dict[str, int]]:
+    """Every checkpoint entry (a mapping with an `offset`) anywhere in the file."""
+    if isinstance(node, dict):
+        if "offset" in node:
+            return [node]
+        return [e for v in node.values() for e in _entries(v)]
+    if isinstance(node, list):
+        return [e for v in node for e in _entries(v)]
+    return []
+
+
+def test_bad_reload_keeps_running_config_and_good_reload_applies(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "cw.yaml"
+    write_config(cfg, port)
+    log = tmp_path / "bot.log"
+    log.write_bytes(b'{"event": "a"}\n')
+    cw = Chatwatch(cfg, port, tmp_path).start()
+    try:
+        wait_until(lambda: metric(cw.metrics(), "lines_total") == 1, what="first line")
+
+        cfg.write_text(cfg.read_text() + "\nnonsense_key: 1\n")
+        assert cw.proc is not None
+        cw.proc.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: metric(cw.metrics(), "chatwatch_config_last_reload_successful") == 0,
+            what="failed reload to be reported",
+        )
+        assert "nonsense_key: unknown key" in cw.logs()
+        with log.open("ab") as f:
+            f.write(b'{"event": "b"}\n')
+        wait_until(lambda: metric(cw.metrics(), "lines_total") == 2, what="still counting")
+
+        extra = (
+            "  - name: b_events_total\n    type: counter\n    help: b events.\n"
+            "    match: {event: b}\n"
+        )
+        write_config(cfg, port, extra)
+        r = httpx.post(f"{cw.url}/-/reload", timeout=10)
+        assert r.status_code == 200, r.text
+        assert metric(cw.metrics(), "chatwatch_config_last_reload_successful") == 1
+        with log.open("ab") as f:
+            f.write(b'{"event": "b"}\n')
+        wait_until(lambda: metric(cw.metrics(), "b_events_total") == 1, what="new metric")
+        assert metric(cw.metrics(), "lines_total") == 3
+    finally:
+        assert cw.stop() == 0
