@@ -20,6 +20,7 @@ import gzip
 import heapq
 import sys
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,65 +318,80 @@ def _open(path: str) -> IO[bytes]:
     return open(path, "rb")
 
 
-def _read_events(
-    path: str,
-    decoder: Any,
-    ts_of: Callable[[Mapping[str, Any]], float | None],
-    stats: ReplayStats,
-) -> Iterator[tuple[float, dict[str, Any]]]:
-    """(timestamp, event) of one log in file order; the timestamp never goes back."""
-    clock = float("-inf")
-    with _open(path) as f:
-        rest = b""
-        while True:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                break
-            data = rest + chunk
-            lines = data.split(b"\n")
-            rest = lines.pop()
-            yield from _decode(lines, decoder, ts_of, stats, clock_box := [clock])
-            clock = clock_box[0]
-        tail: list[Any] = []
-        if rest:
-            yield from _decode([rest], decoder, ts_of, stats, clock_box := [clock])
-            clock = clock_box[0]
-        decoder.flush(tail)
-        for event in tail:
-            stats.events += 1
+Chunk = tuple[list[float], list[dict[str, Any]]]
+
+
+class _LogReader:
+    """Decoded events of one log with their timestamps, a chunk at a time.
+
+    The timestamps of a chunk never go back: an event older than the one before it is
+    taken at the later time (and counted), as the live agent would see it."""
+
+    def __init__(
+        self,
+        path: str,
+        decoder: Any,
+        ts_of: Callable[[Mapping[str, Any]], float | None],
+        stats: ReplayStats,
+    ) -> None:
+        self.path = path
+        self.decoder = decoder
+        self.ts_of = ts_of
+        self.stats = stats
+        self.clock = float("-inf")
+
+    def chunks(self) -> Iterator[Chunk]:
+        with _open(self.path) as f:
+            rest = b""
+            while True:
+                data = f.read(_CHUNK)
+                if not data:
+                    break
+                lines = (rest + data).split(b"\n")
+                rest = lines.pop()
+                events: list[dict[str, Any]] = []
+                self.decoder.decode(_strip_cr(lines), events)
+                self.stats.lines += len(lines)
+                yield self._stamp(events)
+            events = []
+            if rest:
+                self.decoder.decode(_strip_cr([rest]), events)
+                self.stats.lines += 1
+            self.decoder.flush(events)
+            yield self._stamp(events)
+
+    def _stamp(self, events: list[dict[str, Any]]) -> Chunk:
+        stats = self.stats
+        stats.events += len(events)
+        ts_of = self.ts_of
+        clock = self.clock
+        times: list[float] = []
+        kept: list[dict[str, Any]] = []
+        for event in events:
             ts = ts_of(event)
             if ts is None:
                 stats.no_timestamp += 1
                 continue
-            yield max(ts, clock), event
+            if ts < clock:
+                stats.out_of_order += 1
+                ts = clock
+            else:
+                clock = ts
+            times.append(ts)
+            kept.append(event)
+        self.clock = clock
+        return times, kept
+
+    def events(self, idx: int) -> Iterator[tuple[float, int, dict[str, Any]]]:
+        for times, events in self.chunks():
+            for ts, event in zip(times, events, strict=True):
+                yield ts, idx, event
 
 
-def _decode(
-    lines: list[bytes],
-    decoder: Any,
-    ts_of: Callable[[Mapping[str, Any]], float | None],
-    stats: ReplayStats,
-    clock_box: list[float],
-) -> Iterator[tuple[float, dict[str, Any]]]:
+def _strip_cr(lines: list[bytes]) -> list[bytes]:
     if lines and lines[-1].endswith(b"\r"):
-        lines = [ln.rstrip(b"\r") for ln in lines]
-    stats.lines += len(lines)
-    events: list[dict[str, Any]] = []
-    decoder.decode(lines, events)
-    stats.events += len(events)
-    clock = clock_box[0]
-    for event in events:
-        ts = ts_of(event)
-        if ts is None:
-            stats.no_timestamp += 1
-            continue
-        if ts < clock:
-            stats.out_of_order += 1
-            ts = clock
-        else:
-            clock = ts
-        yield ts, event
-    clock_box[0] = clock
+        return [ln.rstrip(b"\r") for ln in lines]
+    return lines
 
 
 class Replay:
@@ -437,6 +453,7 @@ class Replay:
         """Alerts go nowhere in a replay; the timeline comes from the state changes."""
 
     def run(self, paths: Sequence[str]) -> ReplayStats:
+        """Replay the logs (merged in time order) and evaluate the rules along the way."""
         from agent.decode import make_decoder
         from agent.events import Origin
 
@@ -446,31 +463,66 @@ class Replay:
         def on_error(reason: str) -> None:
             stats.decode_errors += 1
 
-        streams = []
-        origins = []
-        for i, path in enumerate(paths):
-            origin = Origin(self.source.name, path)
-            decoder = make_decoder(self.source, on_error)
-            stream = self._tag(_read_events(path, decoder, self._ts_of, stats), i)
-            streams.append(stream)
-            origins.append(origin)
-        merged: Iterator[tuple[float, int, dict[str, Any]]] = (
-            streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda x: (x[0], x[1]))
-        )
+        readers = [
+            _LogReader(path, make_decoder(self.source, on_error), self._ts_of, stats)
+            for path in paths
+        ]
+        origins = [Origin(self.source.name, path) for path in paths]
+        if len(readers) == 1:
+            self._run_one(readers[0], origins[0])
+        else:
+            self._run_merged(readers, origins)
+        if self._next_eval is not None:
+            self._evaluate(self._next_eval)
+        stats.wall_seconds = time.perf_counter() - started
+        return stats
 
+    _next_eval: float | None = None
+
+    def _start(self, ts: float) -> None:
+        self._next_eval = (ts // self.interval + 1) * self.interval
+        self.stats.first_ts = ts
+        self.now = ts
+
+    def _run_one(self, reader: _LogReader, origin: Any) -> None:
+        """One log: whole slices of a chunk go to the extractor between evaluations."""
+        extractor = self.extractor
         interval = self.interval
-        next_eval: float | None = None
+        for times, events in reader.chunks():
+            if not times:
+                continue
+            if self._next_eval is None:
+                self._start(times[0])
+            n = len(times)
+            i = 0
+            while i < n:
+                assert self._next_eval is not None
+                j = bisect_right(times, self._next_eval, i)
+                if j > i:
+                    self.now = times[j - 1]
+                    extractor(origin, events[i:j])
+                if j < n:
+                    while times[j] > self._next_eval:
+                        self._evaluate(self._next_eval)
+                        self._next_eval += interval
+                i = j
+            self.stats.last_ts = times[-1]
+
+    def _run_merged(self, readers: list[_LogReader], origins: list[Any]) -> None:
+        """Several logs (replicas, rotated files): events merged by time."""
+        streams = [r.events(i) for i, r in enumerate(readers)]
+        merged = heapq.merge(*streams, key=lambda x: (x[0], x[1]))
+        interval = self.interval
         batches: dict[int, list[dict[str, Any]]] = {}
         extractor = self.extractor
         for ts, idx, event in merged:
-            if next_eval is None:
-                next_eval = (ts // interval + 1) * interval
-                stats.first_ts = ts
-                self.now = ts
-            while ts > next_eval:
+            if self._next_eval is None:
+                self._start(ts)
+            assert self._next_eval is not None
+            while ts > self._next_eval:
                 self._flush(batches, origins)
-                self._evaluate(next_eval)
-                next_eval += interval
+                self._evaluate(self._next_eval)
+                self._next_eval += interval
             self.now = ts
             batch = batches.get(idx)
             if batch is None:
@@ -479,19 +531,8 @@ class Replay:
             if len(batch) >= 512:
                 extractor(origins[idx], batch)
                 batches[idx] = []
-            stats.last_ts = ts
-        if next_eval is not None:
-            self._flush(batches, origins)
-            self._evaluate(next_eval)
-        stats.wall_seconds = time.perf_counter() - started
-        return stats
-
-    @staticmethod
-    def _tag(
-        stream: Iterator[tuple[float, dict[str, Any]]], idx: int
-    ) -> Iterator[tuple[float, int, dict[str, Any]]]:
-        for ts, event in stream:
-            yield ts, idx, event
+            self.stats.last_ts = ts
+        self._flush(batches, origins)
 
     def _flush(self, batches: dict[int, list[dict[str, Any]]], origins: list[Any]) -> None:
         for idx, batch in batches.items():
