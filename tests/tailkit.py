@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from agent.events import Event, Origin
 from agent.selfmetrics import SelfMetrics
@@ -114,3 +119,63 @@ async def running_source(
         await asyncio.wait_for(source.stop(), 10)
         await asyncio.wait_for(task, 10)
         assert checkpoints.save()
+
+
+RUNNER = Path(__file__).resolve().parent / "tail_runner.py"
+REPO = RUNNER.parent.parent
+
+
+class RunnerProcess:
+    """`tests/tail_runner.py` running as a separate process; collects what it prints."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.events: list[Event] = []
+        self.stats: dict[str, dict[str, float]] | None = None
+        self.opened = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(
+        cls, cfg: SourceConfig, checkpoint_path: Path, user: int | None = None
+    ) -> RunnerProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(RUNNER),
+            cfg.model_dump_json(),
+            str(checkpoint_path),
+            *([] if user is None else [str(user)]),
+            stdout=asyncio.subprocess.PIPE,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        runner = cls(proc)
+        await asyncio.wait_for(runner.opened.wait(), 20)
+        return runner
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            msg = orjson.loads(raw)
+            if "event" in msg:
+                self.events.append(msg["event"])
+            elif "stats" in msg:
+                self.stats = msg["stats"]
+            elif "opened" in msg:
+                self.opened.set()
+
+    def numbers(self) -> list[int]:
+        return [e["n"] for e in self.events]
+
+    async def terminate(self, within: float = 5.0) -> int:
+        """SIGTERM; returns the exit code, which must come within `within` seconds."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.proc.wait(), within)
+        await asyncio.wait_for(self._reader, 5)
+        return code
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        self._reader.cancel()

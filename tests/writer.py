@@ -6,6 +6,9 @@ does them to real files, and answers `ok` (or `err <why>`) on stdout:
     open KEY PATH            open PATH for appending (O_APPEND, as loggers do) as KEY
     write KEY START COUNT [PER_WRITE]
                              append lines numbered START.. (PER_WRITE lines per write())
+    pace KEY START COUNT PIECE PAUSE
+                             append lines START.. in writes of PIECE bytes (splitting
+                             lines across writes), PAUSE seconds apart
     raw KEY LITERAL          append the bytes of a Python bytes literal, e.g. b'{"n": 1}'
     close KEY | truncate KEY (ftruncate to 0 through the writer's descriptor)
     rename SRC DST | unlink PATH | copy SRC DST | chmod PATH OCTAL
@@ -136,6 +139,12 @@ def main() -> None:
                 per = int(args[3]) if len(args) > 3 else 100
                 for i in range(start, start + count, per):
                     _append(fds[args[0]], lines(i, min(per, start + count - i)))
+            elif cmd == "pace":
+                data = lines(int(args[1]), int(args[2]))
+                piece, pause = int(args[3]), float(args[4])
+                for i in range(0, len(data), piece):
+                    _append(fds[args[0]], data[i : i + piece])
+                    time.sleep(pause)
             elif cmd == "raw":
                 _append(fds[args[0]], ast.literal_eval(args[1]))
             elif cmd == "close":

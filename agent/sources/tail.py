@@ -244,7 +244,13 @@ class FileSource:
             self._done.set()
 
     async def stop(self) -> None:
-        """Stop reading; hand on what was read (held partial lines and decoder state)."""
+        """Stop reading and hand on what was read, so checkpoints can be saved.
+
+        The decoder's held state (CRI/docker partial records) is handed on. An unfinished
+        last line of a file still in place is *not*: its checkpoint stays at the line's
+        start, so the next run reads the line whole once its writer finishes it, instead
+        of handing on a fragment now and losing the rest.
+        """
         self._stopping = True
         self._wake.set()
         if self._running:
@@ -285,7 +291,8 @@ class FileSource:
         self._closed = True
         for f in list(self._files.values()):
             if f.cp is not None and f.state == "live":
-                self._flush_file(f)
+                self._flush_decoder(f.decoder, f.origin)
+                self._commit(f)
             self._forget(f)
         for held in self._held_partials:
             self._emit_held_partial(held)
@@ -496,6 +503,7 @@ class FileSource:
         f.decoder = self._decoder_factory(self.cfg, self._counters.decode_error)
         self._files[key] = f
         self._watched.set(self._label, len(self._files))
+        self._wake.set()  # opened outside a scan (a retry): read it on the next turn
         if not initial and st.st_size == 0:
             f.state = "pending"  # identified when its first bytes arrive (it may be a copy)
         else:
