@@ -30,13 +30,13 @@ def _family(fam: Family) -> Metric:
     series = list(fam.series.items())
     if fam.kind == "counter":
         counter = CounterMetricFamily(fam.name.removesuffix("_total"), fam.help, labels=names)
-        for values, value in series:
-            counter.add_metric([*values, *static], value)
+        for values, cell in series:
+            counter.add_metric([*values, *static], cell[0])
         return counter
     if fam.kind == "gauge":
         gauge = GaugeMetricFamily(fam.name, fam.help, labels=names)
-        for values, value in series:
-            gauge.add_metric([*values, *static], value)
+        for values, cell in series:
+            gauge.add_metric([*values, *static], cell[0])
         return gauge
     histogram = HistogramMetricFamily(fam.name, fam.help, labels=names)
     les = fam.le_strings

@@ -59,6 +59,16 @@ def text(value: Any) -> str | None:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def label_text(value: Any) -> str:
+    """A label value: the text form, empty (no label) when the field is missing."""
+    t = text(value)
+    return "" if t is None else t
+
+
+# Text of small ints (status codes, counts), looked up instead of formatted per event.
+_INT_TEXT: dict[int, str] = {i: str(i) for i in range(1024)}
+
+
 def number(value: Any) -> float | None:
     """A finite float from a number or a numeric string; booleans are not numbers."""
     cls = value.__class__
@@ -140,6 +150,8 @@ class _Gen:
         self.lines: list[str] = []
         self.env: dict[str, Any] = env if env is not None else {}
         self.env.setdefault("text", text)
+        self.env.setdefault("label_text", label_text)
+        self.env.setdefault("_ints", _INT_TEXT)
         self.env.setdefault("bisect_left", bisect_left)
         self.env.setdefault("_number", number)
         self.env.setdefault("event_time", event_time)
@@ -185,7 +197,10 @@ class _Gen:
 
     def text_of(self, path: str) -> str:
         var = self.get(path)
-        self.emit(f"if {var}.__class__ is not str: {var} = text({var})")
+        self.emit(f"if {var}.__class__ is not str:")
+        self.emit(
+            f"{var} = (_ints.get({var}) if {var}.__class__ is int else None) or text({var})", 1
+        )
         return var
 
     def label_of(self, path: str) -> str:
@@ -195,8 +210,10 @@ class _Gen:
             return shared
         var = self.get(path)
         self.emit(f"if {var}.__class__ is not str:")
-        self.emit(f"{var} = text({var})", 1)
-        self.emit(f"if {var} is None: {var} = ''", 1)
+        self.emit(
+            f"{var} = (_ints.get({var}) if {var}.__class__ is int else None) or label_text({var})",
+            1,
+        )
         return var
 
     def hoist(self, paths: Counter[str], labels: Counter[str] | None = None) -> None:
@@ -424,30 +441,27 @@ class CompiledMetric:
     ) -> None:
         cfg, n = self.cfg, self.names
         series, admit = n["series"], n["admit"]
+        # Each series is a list (a mutable cell): one dict lookup per update, no store.
+        width = len(self.family.bounds) + 2 if cfg.type == "histogram" else 1
+        g.emit(f"c = {series}.get(k)")
+        g.emit("if c is None:")
+        g.emit(f"if not {admit}(k, now): break", 1)
+        g.emit(f"c = {series}[k] = [0.0] * {width}", 1)
         if cfg.type == "counter":
-            g.emit(f"c = {series}.get(k)")
-            g.emit("if c is None:")
-            g.emit(f"if not {admit}(k, now): break", 1)
-            g.emit("c = 0.0", 1)
-            g.emit(f"{series}[k] = c + {x or '1.0'}")
+            g.emit(f"c[0] += {x or '1.0'}")
             return
         if cfg.type == "histogram":
             assert x is not None
             bounds = g.const(self.family.bounds, "bounds")
-            g.emit(f"s = {series}.get(k)")
-            g.emit("if s is None:")
-            g.emit(f"if not {admit}(k, now): break", 1)
-            g.emit(f"s = {series}[k] = [0.0] * {len(self.family.bounds) + 2}", 1)
-            g.emit(f"s[bisect_left({bounds}, {x})] += 1.0")
-            g.emit(f"s[-1] += {x}")
+            g.emit(f"c[bisect_left({bounds}, {x})] += 1.0")
+            g.emit(f"c[-1] += {x}")
             return
-        g.emit(f"if k not in {series} and not {admit}(k, now): break")
         amount = x or "1.0"
         stmts = {
-            "inc": f"{series}[k] = {series}.get(k, 0.0) + {amount}",
-            "dec": f"{series}[k] = {series}.get(k, 0.0) - {amount}",
-            "set": f"{series}[k] = {x}",
-            "set_to_event_time": f"{series}[k] = {ts}",
+            "inc": f"c[0] += {amount}",
+            "dec": f"c[0] -= {amount}",
+            "set": f"c[0] = {x}",
+            "set_to_event_time": f"c[0] = {ts}",
         }
         if action_var is None:
             (action,) = actions
@@ -496,9 +510,10 @@ class Extractor:
             "Events skipped for a metric because a value could not be used, by reason.",
             ("metric", "reason"),
         )
+        store.attach(stats)  # no-op when the store was given the same registry already
         self.compiled: list[CompiledMetric] = []
         for cfg, (field, values) in zip(metrics, _choose_index(metrics), strict=True):
-            family = store.define(cfg, labelnames_of(cfg))
+            family = store.define(cfg, labelnames_of(cfg), now=clock())
             self.compiled.append(CompiledMetric(cfg, family, self.errors, field, values))
         store.retain(m.name for m in metrics)
         self.sources: list[str] = []

@@ -1,9 +1,10 @@
 """The agent's series: plain dicts keyed by label-value tuples, tuned for the hot path.
 
 A `Family` holds one configured metric. Its `series` dict maps a tuple of label values
-(in `labelnames` order) to a float (counter, gauge) or, for a histogram, to a list of
-per-bucket counts followed by the sum: `[b0, ..., bn-1, +Inf, sum]` (not cumulative; the
-cumulative counts are computed when read). The extractor updates these dicts directly;
+(in `labelnames` order) to a list used as a mutable cell: `[value]` for a counter or
+gauge; for a histogram the per-bucket counts followed by the sum,
+`[b0, ..., bn-1, +Inf, sum]` (not cumulative; cumulative counts are computed when read).
+An update is then one dict lookup and an in-place add. The extractor updates these dicts directly;
 `admit()` is the only call it makes, and only for a label set it has not seen.
 
 Series caps: past `max_series`, new label sets are dropped and counted
@@ -136,11 +137,11 @@ class Family:
         if self.kind != "histogram":
             keys = self._keys
             make = self._make_key
-            for values, value in list(self.series.items()):
+            for values, cell in list(self.series.items()):
                 key = keys.get(values)
                 if key is None:
                     key = keys[values] = make(values, name)
-                yield key, value
+                yield key, cell[0]
             return
         bucket_name, sum_name, count_name = name + "_bucket", name + "_sum", name + "_count"
         make, make_bucket, les = self._make_key, self._make_bucket_key, self.le_strings
@@ -170,9 +171,18 @@ class ExternalFamily:
 class Store:
     """Every series chatwatch exposes: configured metrics plus families set by the rules."""
 
-    def __init__(self, stats: SelfMetrics) -> None:
+    def __init__(self, stats: SelfMetrics | None = None) -> None:
         self.families: dict[str, Family] = {}
         self.external: dict[str, ExternalFamily] = {}
+        self.stats: SelfMetrics | None = None
+        if stats is not None:
+            self.attach(stats)
+
+    def attach(self, stats: SelfMetrics) -> None:
+        """Register the store's self-metrics (the Extractor does it if nobody did)."""
+        if self.stats is not None:
+            return
+        self.stats = stats
         self._dropped = stats.counter(
             "chatwatch_series_dropped_total",
             "New label sets dropped because the metric reached max_series.",
@@ -181,10 +191,15 @@ class Store:
         self._series = stats.gauge(
             "chatwatch_series", "Series currently held per configured metric.", ("metric",)
         )
+        for name, fam in self.families.items():
+            fam._dropped, fam._series_gauge = self._dropped, self._series
+            self._series.set((name,), len(fam.series))
 
-    def define(self, cfg: MetricConfig, labelnames: tuple[str, ...]) -> Family:
+    def define(self, cfg: MetricConfig, labelnames: tuple[str, ...], now: float = 0.0) -> Family:
         """The family for a metric definition; existing series survive a reload when the
         definition keeps its type, label names, static labels and buckets."""
+        if self.stats is None:
+            self.attach(SelfMetrics())
         fam = Family(cfg, labelnames, self._dropped, self._series)
         old = self.families.get(cfg.name)
         if old is not None and old.shape() == fam.shape():
@@ -192,7 +207,7 @@ class Store:
             fam._keys = old._keys
             if fam.touched is not None:
                 fam.touched = (
-                    old.touched if old.touched is not None else dict.fromkeys(fam.series, 0.0)
+                    old.touched if old.touched is not None else dict.fromkeys(fam.series, now)
                 )
             self._series.set((cfg.name,), len(fam.series))
         self.families[cfg.name] = fam
@@ -204,7 +219,8 @@ class Store:
         for name in list(self.families):
             if name not in keep:
                 del self.families[name]
-                self._series.remove((name,))
+                if self.stats is not None:
+                    self._series.remove((name,))
 
     def set_family(
         self, name: str, kind: str, help: str, samples: list[tuple[dict[str, str], float]]

@@ -128,7 +128,7 @@ def make_event(rng: random.Random, i: int) -> dict[str, Any]:
             "status_code": rng.choice(STATUSES),
             "duration_ms": round(rng.lognormvariate(4.5, 1.0), 3),
             "session_id": _hex(rng, 12),
-            "user_agent": "Mozilla/5.0 (X11; Linux x86_64) chat-widget/2.4.1",
+            "user_agent": "chat-widget/2.4.1 (Linux x86_64)",
             "bytes_out": rng.randint(200, 40000),
         }
     if r < 0.92:
@@ -166,7 +166,7 @@ def make_event(rng: random.Random, i: int) -> dict[str, Any]:
         "request_id": _hex(rng, 16),
         "reason": rng.choice(AUTH_REASONS),
         "ip": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-        "user_agent": "Mozilla/5.0 (X11; Linux x86_64) chat-widget/2.4.1",
+        "user_agent": "chat-widget/2.4.1 (Linux x86_64)",
         "path": "/api/chat",
     }
 

@@ -1,0 +1,58 @@
+"""`make bench`: run every `bench/bench_*.py` module's `main()` in turn.
+
+    python -m bench                # all of them
+    python -m bench metrics rules  # only bench_metrics.py and bench_rules.py
+
+To add a benchmark, drop a `bench/bench_<name>.py` with a `main()` that prints its
+figures (and returns a non-zero int on a failed check, or None). Each main() is called
+with no command-line arguments, so its defaults must be the `make bench` settings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def discover() -> list[str]:
+    return sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
+
+
+def main(argv: list[str]) -> int:
+    names = argv or discover()
+    unknown = [n for n in names if n not in discover()]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(discover())}")
+        return 2
+    sys.path.insert(0, str(HERE.parent))
+    failed = []
+    for name in names:
+        started = time.monotonic()
+        print(f"\n##### bench_{name}", flush=True)
+        saved_argv = sys.argv
+        sys.argv = [f"bench_{name}"]
+        try:
+            module = importlib.import_module(f"bench.bench_{name}")
+            code = module.main()
+        except SystemExit as exc:
+            code = exc.code
+        except Exception:
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.argv = saved_argv
+        print(f"##### bench_{name}: {time.monotonic() - started:.1f} s", flush=True)
+        if code not in (None, 0):
+            failed.append(name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
