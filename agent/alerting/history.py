@@ -20,7 +20,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 SeriesKey = tuple[tuple[str, str], ...]
 
@@ -134,6 +134,29 @@ class Series:
         return bool(self.vals) and is_stale(self.vals[-1])
 
 
+def window(ts: array[int], start: int, end: int) -> tuple[int, int]:
+    """Indices [lo, hi) of the timestamps in the closed range [start, end].
+
+    Samples usually arrive at a steady interval, so the positions are guessed from the
+    spacing and checked (two comparisons) before falling back to binary search."""
+    n = len(ts)
+    last = ts[n - 1]
+    hi = n if last <= end else bisect_right(ts, end)
+    if hi == 0:
+        return 0, 0
+    first = ts[0]
+    if first >= start:
+        return 0, hi
+    if n > 1:
+        g = n - 1 - (last - start) * (n - 1) // (last - first)
+        if 0 < g < n and ts[g - 1] < start <= ts[g]:
+            return g, hi
+        g += 1
+        if 0 < g < n and ts[g - 1] < start <= ts[g]:
+            return g, hi
+    return bisect_left(ts, start, 0, hi), hi
+
+
 def _by_key(s: Series) -> SeriesKey:
     return s.key
 
@@ -149,6 +172,9 @@ class History:
         self._snapshot: dict[SeriesKey, Series] = {}
         self._select_cache: dict[tuple[Matcher, ...], list[Series]] = {}
         self._last_sweep_ms: int | None = None
+        self.memo: dict[tuple[str, int], Any] = {}
+        """Results of subexpressions at one instant, shared by the rules of a cycle (many
+        rules compute the same `rate(x[5m])`). Any write clears it."""
 
     def __len__(self) -> int:
         return len(self._series)
@@ -158,6 +184,7 @@ class History:
     def append(self, ts: float, samples: Iterable[tuple[SeriesKey, float]]) -> None:
         """Add one snapshot taken at `ts`; series missing from it since the last one go stale."""
         t_ms = round(ts * 1000)
+        self.memo.clear()
         get = self._series.get
         current: dict[SeriesKey, Series] = {}
         for key, value in samples:
@@ -177,6 +204,8 @@ class History:
     def add(self, key: SeriesKey, ts: float, value: float) -> None:
         """Add a single sample (rule tests, recording rules); `value` may be `STALE_NAN`."""
         t_ms = round(ts * 1000)
+        if self.memo:
+            self.memo.clear()
         s = self._series.get(key)
         if s is None:
             s = self._create(key)
@@ -214,6 +243,7 @@ class History:
 
     def sweep(self, min_ms: int) -> None:
         """Trim samples older than `min_ms`; forget series with nothing left."""
+        self.memo.clear()
         dead = []
         for s in self._series.values():
             ts = s.ts

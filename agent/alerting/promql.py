@@ -15,6 +15,7 @@ results agree with `promtool` to the last bit.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from agent.alerting.history import (
     bisect_left,
     bisect_right,
     is_stale,
+    window,
 )
 
 __all__ = [
@@ -80,13 +82,21 @@ SCALAR, VECTOR, MATRIX, STRING = "scalar", "vector", "range vector", "string"
 class _Matrix:
     """A compiled range selector: the function that finds windows, plus its shape."""
 
-    __slots__ = ("fn", "offset_ms", "range_ms", "selector")
+    __slots__ = ("fn", "matchers", "offset_ms", "range_ms", "selector")
 
-    def __init__(self, fn: Fn, range_ms: int, offset_ms: int, selector: pp.VectorSelector):
+    def __init__(
+        self,
+        fn: Fn,
+        range_ms: int,
+        offset_ms: int,
+        selector: pp.VectorSelector,
+        matchers: tuple[Matcher, ...],
+    ):
         self.fn = fn
         self.range_ms = range_ms
         self.offset_ms = offset_ms
         self.selector = selector
+        self.matchers = matchers
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +420,75 @@ def _extrapolated_rate(
     return result * factor
 
 
+def _fast_rate(m: _Matrix, is_counter: bool, is_rate: bool) -> Fn:
+    """rate/increase/delta with the window lookup and the common case inlined: the hot
+    loop of most alert rules. Windows with a reset or a staleness marker take the exact
+    general path (`_extrapolated_rate`)."""
+    ms, off, rng = m.matchers, m.offset_ms, m.range_ms
+    range_s = rng / 1000
+
+    # Dropping the name cannot create duplicates when every series has the same name.
+    one_name = any(x.name == "__name__" and x.op == "=" for x in ms)
+
+    def run(h: History, t: int) -> IVec:
+        end = t - off
+        start = end - rng
+        out: IVec = []
+        append = out.append
+        for s in h.series(ms):
+            ts = s.ts
+            n = len(ts)
+            if n < 2:
+                continue
+            last = ts[n - 1]
+            first = ts[0]
+            if last < start or first > end:
+                continue
+            hi = n if last <= end else bisect_right(ts, end)
+            if first >= start:
+                lo = 0
+            else:
+                # Steady sample spacing: guess the first index in the window, check it.
+                g = n - 1 - (last - start) * (n - 1) // (last - first)
+                if 0 < g < n and ts[g - 1] < start <= ts[g]:
+                    lo = g
+                else:
+                    lo = bisect_left(ts, start, 0, hi)
+            if hi - lo < 2:
+                continue
+            vals = s.vals
+            irr = s.irr
+            v0 = vals[lo]
+            if irr[hi - 1] != irr[lo] or v0 != v0:
+                v = _extrapolated_rate(s, lo, hi, t, m, is_counter, is_rate)
+                if v is not None:
+                    append((s.key_noname, v))
+                continue
+            n = hi - lo
+            t0 = ts[lo]
+            t1 = ts[hi - 1]
+            result = vals[hi - 1] - v0
+            duration_to_start = (t0 - start) / 1000
+            duration_to_end = (end - t1) / 1000
+            sampled = (t1 - t0) / 1000
+            average = sampled / (n - 1)
+            if is_counter and result > 0 and v0 >= 0:
+                duration_to_zero = sampled * (v0 / result)
+                if duration_to_zero < duration_to_start:
+                    duration_to_start = duration_to_zero
+            threshold = average * 1.1
+            interval = sampled
+            interval += duration_to_start if duration_to_start < threshold else average / 2
+            interval += duration_to_end if duration_to_end < threshold else average / 2
+            factor = interval / sampled
+            if is_rate:
+                factor /= range_s
+            append((s.key_noname, result * factor))
+        return out if one_name else _check_unique(out)
+
+    return run
+
+
 def _instant_value(s: Series, lo: int, hi: int, is_rate: bool) -> float | None:
     """irate / idelta: the last two samples in the window."""
     ts, vals = s.ts, s.vals
@@ -463,6 +542,9 @@ def _stdvar_over(vals: Sequence[float]) -> float:
 
 
 def _go_max_over(vals: Sequence[float]) -> float:
+    total = sum(vals)
+    if total == total:
+        return max(vals)
     m = vals[0]
     for v in vals:
         if v > m or m != m:
@@ -471,6 +553,9 @@ def _go_max_over(vals: Sequence[float]) -> float:
 
 
 def _go_min_over(vals: Sequence[float]) -> float:
+    total = sum(vals)
+    if total == total:
+        return min(vals)
     m = vals[0]
     for v in vals:
         if v < m or m != m:
@@ -479,6 +564,9 @@ def _go_min_over(vals: Sequence[float]) -> float:
 
 
 def _changes(vals: Sequence[float]) -> float:
+    total = sum(vals)
+    if total == total:  # no NaN: count in C
+        return float(sum(map(operator.ne, vals[1:], vals[:-1])))
     n = 0
     prev = vals[0]
     for cur in vals[1:]:
@@ -489,13 +577,7 @@ def _changes(vals: Sequence[float]) -> float:
 
 
 def _resets(vals: Sequence[float]) -> float:
-    n = 0
-    prev = vals[0]
-    for cur in vals[1:]:
-        if cur < prev:
-            n += 1
-        prev = cur
-    return float(n)
+    return float(sum(map(operator.lt, vals[1:], vals[:-1])))
 
 
 def _nan_first(v: float) -> tuple[int, float]:
@@ -623,6 +705,23 @@ def _go_expand(template: str, m: re.Match[str]) -> str:
 # -- the compiler ------------------------------------------------------------------------------
 
 
+def _memoized(text: str, fn: Fn) -> Fn:
+    """Share the result of a subexpression between the rules evaluated at one instant.
+
+    Results are never mutated by their consumers, so one list can serve every rule that
+    computes e.g. `sum by (route) (rate(http_requests_total[5m]))`."""
+
+    def run(h: History, t: int) -> Any:
+        key = (text, t)
+        memo = h.memo
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = fn(h, t)
+        return hit
+
+    return run
+
+
 def _ensure(kind: str, want: str, what: str) -> None:
     if kind != want:
         raise ValueError(f"{what} expects a {want}, got a {kind}")
@@ -658,9 +757,11 @@ class _Compiler:
         if isinstance(node, pp.BinaryExpr):
             return self.binary(node)
         if isinstance(node, pp.AggregateExpr):
-            return self.aggregate(node)
+            kind, fn = self.aggregate(node)
+            return kind, _memoized(str(node), fn)
         if isinstance(node, pp.Call):
-            return self.call(node)
+            kind, fn = self.call(node)
+            return kind, _memoized(str(node), fn) if kind == VECTOR else fn
         if isinstance(node, pp.SubqueryExpr):
             raise UnsupportedExpr(f"subquery {node.prettify()} is not supported")
         raise UnsupportedExpr(f"{type(node).__name__} is not supported")
@@ -739,13 +840,12 @@ class _Compiler:
                 ts = s.ts
                 if not ts or ts[-1] < start or ts[0] > ref:
                     continue
-                lo = bisect_left(ts, start)
-                hi = bisect_right(ts, ref)
+                lo, hi = window(ts, start, ref)
                 if lo < hi:
                     out.append((s, lo, hi))
             return out
 
-        return _Matrix(windows, rng, off, vs)
+        return _Matrix(windows, rng, off, vs, ms)
 
     # operators
 
@@ -1152,7 +1252,9 @@ class _Compiler:
                         out.append((s.key_noname, v))
                 return _check_unique(out)
 
-            return VECTOR, rate_like
+            if instant:
+                return VECTOR, rate_like
+            return VECTOR, _fast_rate(m, is_counter, is_rate)
 
         reduce = _OVER_TIME.get(name)
 
@@ -1160,6 +1262,9 @@ class _Compiler:
             out: IVec = []
             q = qfn(h, t) if qfn is not None else 0.0
             for s, lo, hi in m.fn(h, t):
+                if name == "resets" and s.irr[hi - 1] == s.irr[lo] and not is_stale(s.vals[lo]):
+                    out.append((s.key_noname, 0.0))  # no reset recorded inside the window
+                    continue
                 _, vals = _points(s, lo, hi)
                 if not vals:
                     continue
