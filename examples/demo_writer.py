@@ -22,10 +22,13 @@ One JSON object per line. Every line has `ts` (ISO 8601, UTC, ms), `level`, `log
     auth_failure        reason, route, client_ip
 
 Time is logical: line i is stamped `start + i / rate`, and the writer sleeps until that
-moment (so stamps follow the wall clock while it keeps up). Every `--burst-every` seconds
-of that time, for `--burst-length` seconds, the bot has a bad spell: many 5xx, slow
-requests, failing LLM calls. With `--seed` and `--start` the output is identical on every
-run. SIGTERM/SIGINT finish the current line, close the file and exit 0.
+moment (so stamps follow the wall clock while it keeps up). `--first-burst` seconds in
+(default 60), then every `--burst-every` seconds (default 8 min), for `--burst-length`
+seconds (default 60), the bot has a bad spell: many 5xx, slow requests, failing LLM calls
+and a run of auth failures. The defaults make the bundled rule pack (rules/chatbot.yml)
+fire a few minutes in and resolve before the next spell. With `--seed` and `--start` the
+output is identical on every run. SIGTERM/SIGINT finish the current line, close the file
+and exit 0.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ Event = dict[str, Any]
 
 # route, method, share of http traffic, median latency (ms), ok status
 ROUTES: list[tuple[str, str, float, float, int]] = [
-    ("/api/chat", "POST", 0.55, 850.0, 200),
+    ("/api/chat", "POST", 0.55, 600.0, 200),
     ("/api/sessions", "POST", 0.08, 40.0, 201),
     ("/api/history", "GET", 0.15, 35.0, 200),
     ("/api/feedback", "POST", 0.07, 25.0, 204),
@@ -59,9 +62,9 @@ ROUTES: list[tuple[str, str, float, float, int]] = [
 # model, provider, share of calls, USD per 1k prompt tokens, per 1k completion tokens,
 # median latency (ms)
 MODELS: list[tuple[str, str, float, float, float, float]] = [
-    ("gpt-4o-mini", "openai", 0.6, 0.00015, 0.0006, 700.0),
-    ("gpt-4o", "openai", 0.25, 0.0025, 0.01, 1400.0),
-    ("claude-3-5-sonnet", "anthropic", 0.15, 0.003, 0.015, 1600.0),
+    ("gpt-4o-mini", "openai", 0.9, 0.00015, 0.0006, 700.0),
+    ("gpt-4o", "openai", 0.07, 0.0025, 0.01, 1400.0),
+    ("claude-3-5-sonnet", "anthropic", 0.03, 0.003, 0.015, 1600.0),
 ]
 
 CATEGORIES = ["billing", "login", "password_reset", "order_status", "technical", "other"]
@@ -74,9 +77,26 @@ AUTH_REASONS = [
 ]
 LLM_ERRORS = ["timeout", "rate_limited", "server_error"]
 
-# Share of each kind of line (sessions take their share from "session").
-KINDS = [("http_request", 0.64), ("llm_call", 0.21), ("session", 0.12), ("auth_failure", 0.03)]
+# Share of each kind of line (sessions take their share from "session"). During a burst
+# someone also tries stolen tokens: auth failures go from ~4 to ~40 a minute at 20 lines/s.
+# LLM calls and their model mix keep the default rate's spend near $55 a day, under the
+# rule pack's $100 budget (bench/ has its own workload with the reference mix).
+KINDS = [("http_request", 0.805), ("llm_call", 0.06), ("session", 0.132), ("auth_failure", 0.003)]
+BURST_KINDS = [
+    ("http_request", 0.78),
+    ("llm_call", 0.06),
+    ("session", 0.13),
+    ("auth_failure", 0.03),
+]
 TARGET_SESSIONS = 25
+
+# A burst is sized to trip the bundled rule pack (5m rates, `for: 2m`) and then to let
+# it resolve: with the defaults (60 s every 8 min) the 5xx ratio over 5m peaks near 7%
+# (threshold 5%) and stays above it ~4.5 min, then falls back well before the next one.
+BURST_5XX = 0.4
+BURST_LLM_ERRORS = 0.6
+CALM_5XX = 0.004
+CALM_LLM_ERRORS = 0.005
 
 
 @dataclass
@@ -84,10 +104,10 @@ class Options:
     rate: float = 20.0
     seed: int | None = None
     start: float | None = None
-    burst_every: float = 180.0
-    burst_length: float = 30.0
-    first_burst: float | None = None
-    """Logical seconds until the first burst (default: one `burst_every`)."""
+    burst_every: float = 480.0
+    burst_length: float = 60.0
+    first_burst: float | None = 60.0
+    """Logical seconds until the first burst (None: one `burst_every`)."""
 
 
 @dataclass
@@ -135,7 +155,7 @@ class Chatbot:
             i += len(events)
 
     def step(self, burst: bool) -> list[Event]:
-        kind = self.pick(KINDS)
+        kind = self.pick(BURST_KINDS if burst else KINDS)
         if kind == "http_request":
             return [self.http_request(burst)]
         if kind == "llm_call":
@@ -160,12 +180,12 @@ class Chatbot:
         r = self.rng
         route, method, _, median, ok = self.pick_row(ROUTES, 2)
         slow = 3.0 if burst and route != "/healthz" else 1.0
-        duration = round(self.lognormal(median * slow, 0.6), 1)
+        duration = round(self.lognormal(median * slow, 0.5), 1)
         status = ok
         roll = r.random()
-        error_share = (0.25 if route == "/api/chat" else 0.08) if burst else 0.004
+        error_share = BURST_5XX if burst else CALM_5XX
         if route == "/healthz":
-            error_share = 0.02 if burst else 0.0
+            error_share = 0.05 if burst else 0.0
         if roll < error_share:
             status = r.choice([500, 502, 503, 504] if burst else [500, 500, 502, 503])
         elif roll < error_share + 0.012:
@@ -196,9 +216,9 @@ class Chatbot:
     def llm_call(self, burst: bool) -> Event:
         r = self.rng
         model, provider, _, p_in, p_out, median = self.pick_row(MODELS, 2)
-        failed = r.random() < (0.4 if burst else 0.01)
-        prompt = int(self.lognormal(900, 0.7))
-        completion = 0 if failed else int(self.lognormal(250, 0.6))
+        failed = r.random() < (BURST_LLM_ERRORS if burst else CALM_LLM_ERRORS)
+        prompt = int(self.lognormal(500, 0.6))
+        completion = 0 if failed else int(self.lognormal(150, 0.6))
         duration = round(self.lognormal(median * (2.5 if burst else 1.0), 0.5), 1)
         cost = 0.0 if failed else round(prompt / 1000 * p_in + completion / 1000 * p_out, 6)
         event: Event = {
@@ -382,12 +402,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--start", default=None, help="time of the first line: epoch seconds or ISO 8601"
     )
     p.add_argument(
-        "--burst-every", type=float, default=180.0, help="seconds between error bursts; 0: none"
+        "--burst-every", type=float, default=480.0, help="seconds between error bursts; 0: none"
     )
     p.add_argument(
-        "--burst-length", type=float, default=30.0, help="seconds each error burst lasts"
+        "--burst-length", type=float, default=60.0, help="seconds each error burst lasts"
     )
-    p.add_argument("--first-burst", type=float, default=None, help="seconds until the first burst")
+    p.add_argument("--first-burst", type=float, default=60.0, help="seconds until the first burst")
     p.add_argument("--rotate-every", type=int, default=0, help="rename + create every N lines")
     p.add_argument("--keep", type=int, default=1, help="rotated copies kept (.1 ... .N)")
     return p.parse_args(argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +56,8 @@ def offset(event: dict[str, Any]) -> float:
 
 def test_lines_are_json_objects_with_the_documented_fields(tmp_path: Path) -> None:
     out = tmp_path / "bot.log"
-    run_writer("--out", str(out), "--lines", "5000", "--rate", "0", "--seed", "7", "--start", START)
+    args = ["--lines", "5000", "--rate", "0", "--seed", "7", "--start", START, "--burst-every", "0"]
+    run_writer("--out", str(out), *args)
     events = read_events(out)
     assert len(events) == 5000
     kinds = Counter(e["event"] for e in events)
@@ -64,9 +66,9 @@ def test_lines_are_json_objects_with_the_documented_fields(tmp_path: Path) -> No
         missing = (COMMON | FIELDS[e["event"]]) - set(e)
         assert not missing, (e, missing)
     # The reference mix: mostly HTTP, then LLM calls, a few sessions and auth failures.
-    assert 0.55 < kinds["http_request"] / 5000 < 0.72
-    assert 0.15 < kinds["llm_call"] / 5000 < 0.28
-    assert 0.01 < kinds["auth_failure"] / 5000 < 0.06
+    assert 0.70 < kinds["http_request"] / 5000 < 0.88
+    assert 0.03 < kinds["llm_call"] / 5000 < 0.10
+    assert 0.001 < kinds["auth_failure"] / 5000 < 0.008  # a few a minute, below the pack's 10
     for e in events:
         if e["event"] == "llm_call":
             usage = e["usage"]
@@ -133,6 +135,10 @@ def test_error_burst_brings_5xx_and_llm_errors(tmp_path: Path) -> None:
     assert share(calm, "http_request", "") < 0.02
     assert share(burst, "llm_call", "error") > 0.25
     assert share(calm, "llm_call", "error") < 0.03
+    # Someone tries stolen tokens during the spell: auth failures jump tenfold.
+    auth_burst = sum(e["event"] == "auth_failure" for e in burst) / len(burst)
+    auth_calm = sum(e["event"] == "auth_failure" for e in calm) / len(calm)
+    assert auth_burst > 5 * auth_calm
     # The whole 5xx burst is visible: every burst window has 5xx, calm stretches few.
     for window in (60, 120, 180):
         window_5xx = [
@@ -196,3 +202,34 @@ def test_stdout_mode_for_piping(tmp_path: Path) -> None:
     assert len(lines) == 50
     assert all(isinstance(json.loads(line), dict) for line in lines)
     assert not any(tmp_path.iterdir())  # no demo/chatbot.log written beside it
+
+
+def test_demo_bursts_fire_and_resolve_the_rule_pack_alerts(tmp_path: Path) -> None:
+    # The demo's purpose: with the bundled config and rule pack, a burst makes the error
+    # alerts fire, they resolve before the next burst, and the calm stretches stay quiet.
+    log = tmp_path / "chatbot.log"
+    run_writer(
+        "--out", str(log), "--lines", "12000", "--rate", "20", "--seed", "1", "--start", START
+    )
+    config = WRITER.parent / "chatwatch.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "replay", "-c", str(config), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    timeline: dict[str, list[tuple[float, str]]] = {}
+    for line in result.stdout.splitlines():
+        m = re.match(r"^(\d{4}-\S+Z)\s+(FIRING|RESOLVED)\s+(\w+)\{", line)
+        if m:
+            at = offset({"ts": m.group(1)})
+            timeline.setdefault(m.group(3), []).append((at, m.group(2)))
+    # The first burst runs from 60 s to 120 s of log time (10 minutes of log in all).
+    for alert in ("ChatbotHighErrorRate", "ChatbotAuthFailureBurst", "LLMProviderRateLimited"):
+        states = timeline.get(alert, [])
+        assert [s for _, s in states][:2] == ["FIRING", "RESOLVED"], (alert, result.stdout)
+        fired, resolved = states[0][0], states[1][0]
+        assert 60 <= fired < resolved < 480, (alert, states)
+    assert "ChatbotLogSilence" not in timeline
+    assert "LLMCostOverBudget" not in timeline
