@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +142,55 @@ def anchors(markdown: Path) -> set[str]:
 def alerting_rules(path: Path = RULES / "chatbot.yml") -> list[dict[str, Any]]:
     doc = yaml_docs(path)[0]
     return [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
+
+
+@dataclass
+class Stage:
+    name: str
+    instructions: list[tuple[str, str]]
+
+
+def dockerfile_stages(path: Path | None = None) -> list[Stage]:
+    """The Dockerfile's stages, each a list of (INSTRUCTION, arguments); continuations joined."""
+    path = path or REPO / "Dockerfile"
+    logical: list[str] = []
+    current = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        logical.append(current + line)
+        current = ""
+    stages: list[Stage] = []
+    for line in logical:
+        word, _, args = line.partition(" ")
+        word = word.upper()
+        if word == "FROM":
+            parts = args.split()
+            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else str(len(stages))
+            stages.append(Stage(name, []))
+        stages[-1].instructions.append((word, args.strip()))
+    return stages
+
+
+def dockerignored(rel: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore keeps `rel` (a path relative to the context) out; last match wins."""
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pat = pattern[1:] if negate else pattern
+        pat = pat.rstrip("/")
+        candidates = [rel] + [str(p) for p in Path(rel).parents if str(p) != "."]
+        hit = any(
+            fnmatch.fnmatchcase(c, pat)
+            or (pat.startswith("**/") and fnmatch.fnmatchcase(Path(c).name, pat[3:]))
+            for c in candidates
+        )
+        if hit:
+            ignored = not negate
+    return ignored
