@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import trustme
 import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from agent.alerts import Alert
 from agent.notify import Notifier
@@ -170,3 +177,58 @@ def resolve(alert: Alert, at: float) -> Alert:
 def metric(stats: SelfMetrics, name: str, *labels: str) -> float:
     family = stats.family(name)
     return 0.0 if family is None else family.get(tuple(labels))
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[Envelope] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        raw = envelope.original_content or b""
+        self.messages.append(email.message_from_bytes(raw, policy=email.policy.default))
+        return "250 OK"
+
+
+class SMTPServer:
+    """aiosmtpd with STARTTLS (trustme certs) required before AUTH."""
+
+    def __init__(self, tmp_path: Path, password: str = "s3cret") -> None:
+        self.password = password
+        self.auth_attempts = 0
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        self.ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        self.mailbox = Mailbox()
+        self.port = free_port()
+        self.controller = Controller(
+            self.mailbox,
+            hostname="127.0.0.1",
+            port=self.port,
+            tls_context=ctx,
+            require_starttls=True,
+            auth_require_tls=True,
+            authenticator=self._auth,
+        )
+
+    def _auth(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        self.auth_attempts += 1
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login == b"bot"
+            and data.password == self.password.encode()
+        )
+        return AuthResult(success=ok, handled=False)
+
+    def __enter__(self) -> SMTPServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import hashlib
 import hmac
 import itertools
 import logging
-import ssl
 import time
 from collections.abc import Iterator
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
-import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from agent.selfmetrics import SelfMetrics
 from tests.notify_support import (
     HookServer,
+    Mailbox,
     Reply,
+    SMTPServer,
     alerting,
     fire,
     free_port,
@@ -197,61 +192,6 @@ async def test_slack_at_most_one_message_per_second(tmp_path: Path, hook: HookSe
 
 
 # -- email -------------------------------------------------------------------------------------
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[Envelope] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        raw = envelope.original_content or b""
-        self.messages.append(email.message_from_bytes(raw, policy=email.policy.default))
-        return "250 OK"
-
-
-class SMTPServer:
-    """aiosmtpd with STARTTLS (trustme certs) required before AUTH."""
-
-    def __init__(self, tmp_path: Path, password: str = "s3cret") -> None:
-        self.password = password
-        self.auth_attempts = 0
-        ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost")
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(ctx)
-        self.ca_file = tmp_path / "ca.pem"
-        ca.cert_pem.write_to_path(str(self.ca_file))
-        self.mailbox = Mailbox()
-        self.port = free_port()
-        self.controller = Controller(
-            self.mailbox,
-            hostname="127.0.0.1",
-            port=self.port,
-            tls_context=ctx,
-            require_starttls=True,
-            auth_require_tls=True,
-            authenticator=self._auth,
-        )
-
-    def _auth(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        self.auth_attempts += 1
-        ok = (
-            isinstance(data, LoginPassword)
-            and data.login == b"bot"
-            and data.password == self.password.encode()
-        )
-        return AuthResult(success=ok, handled=False)
-
-    def __enter__(self) -> SMTPServer:
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.controller.stop()
 
 
 def email_config(smtp: SMTPServer, password: str = "s3cret", extra: str = "") -> str:
