@@ -191,3 +191,21 @@ def test_basic_auth_config_rejects_what_cannot_work(auth: dict[str, str], expect
     assert problem.startswith("cw.yaml: server.basic_auth.")
     assert expected in problem
     assert "'x'" not in problem
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+async def test_ipv6_listen_address() -> None:
+    async with running(Handlers(), ServerConfig(listen="[::1]:0")) as server:
+        assert server.url.startswith("http://[::1]:")
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            r = await client.get("/-/healthy")
+    assert r.status_code == 200
