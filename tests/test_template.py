@@ -162,8 +162,9 @@ def test_value_prints_like_go() -> None:
     assert [go_float(x) for x in (100.0, -2.5, 1e21, 0.0001)] == ["100", "-2.5", "1e+21", "0.0001"]
 
 
-def test_missing_label_prints_no_value() -> None:
-    assert render("[{{ $labels.nope }}]", {"a": "b"}) == "[<no value>]"
+def test_missing_label_is_empty_as_in_prometheus() -> None:
+    assert render("[{{ $labels.nope }}]", {"a": "b"}) == "[]"
+    assert render("[{{ $labels.nope | toUpper }}]", {"a": "b"}) == "[]"
     assert render('[{{ index $labels "nope" }}]', {"a": "b"}) == "[]"
 
 
@@ -242,3 +243,12 @@ def test_parse_error_names_line_and_column() -> None:
     with pytest.raises(TemplateError) as info:
         Template("ok\n  {{ nosuchfunc }}")
     assert str(info.value).startswith("line 2, column 6:")
+
+
+def test_go_comparison_and_integer_quirks() -> None:
+    # Go's gt is !le and ge is !lt: with NaN both are true
+    assert render(
+        "{{ gt $value 1.0 }} {{ ge $value 1.0 }} {{ lt $value 1.0 }}", value=math.nan
+    ) == ("true true false")
+    # int64(1e21) is MinInt64 in Go, and Go's % and / truncate toward zero
+    assert humanize_duration(1e21) == "-106751991167300d -15h -30m -8s"

@@ -186,11 +186,11 @@ def humanize_duration(value: Any) -> str:
         if v < 0:
             sign = "-"
             v = -v
-        duration = int(v)
-        seconds = duration % 60
-        minutes = (duration // 60) % 60
-        hours = (duration // 3600) % 24
-        days = duration // 86400
+        duration = _go_int64(v)
+        seconds = _go_rem(duration, 60)
+        minutes = _go_rem(_go_div(duration, 60), 60)
+        hours = _go_rem(_go_div(duration, 3600), 24)
+        days = _go_div(duration, 86400)
         if days:
             return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
         if hours:
@@ -205,6 +205,23 @@ def humanize_duration(value: Any) -> str:
         prefix = p
         v *= 1000
     return f"{_g4(v)}{prefix}s"
+
+
+def _go_int64(v: float) -> int:
+    """Go's int64(v) on amd64: out-of-range values become math.MinInt64."""
+    if not -(2.0**63) <= v < 2.0**63:
+        return -(2**63)
+    return int(v)
+
+
+def _go_div(a: int, b: int) -> int:
+    """Go's integer division truncates toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def _go_rem(a: int, b: int) -> int:
+    return a - b * _go_div(a, b)
 
 
 def humanize_percentage(value: Any) -> str:
@@ -708,13 +725,15 @@ def _compare(name: str, args: Sequence[Any]) -> bool:
         raise TemplateError(f"error calling {name}: invalid type for comparison")
     if ka != kb:
         raise TemplateError(f"error calling {name}: incompatible types for comparison")
+    # Go defines le as lt||eq, gt as !le and ge as !lt, so with NaN gt and ge are true
+    lt = bool(a < b)
     if name == "lt":
-        return bool(a < b)
+        return lt
     if name == "le":
-        return bool(a <= b)
+        return lt or a == b
     if name == "gt":
-        return bool(a > b)
-    return bool(a >= b)
+        return not (lt or a == b)
+    return not lt
 
 
 # ---------------------------------------------------------------------------------------
@@ -1471,7 +1490,9 @@ class _Exec:
                     raise TemplateError(f"can't evaluate field {name} in type template.Data")
                 value = getattr(value, name)
             elif isinstance(value, Mapping):
-                value = value.get(name, MISSING)
+                # Prometheus expands alert templates with missingkey=zero: an absent
+                # label is "", not "<no value>"
+                value = value.get(name, "")
             elif value is MISSING or value is None:
                 raise TemplateError(f"nil pointer evaluating {name}")
             else:
