@@ -16,7 +16,7 @@ venv: $(STAMP)
 
 ## run: the main job: a demo chatbot writes logs, chatwatch tails them (see README)
 run: $(STAMP)
-	$(BIN)/chatwatch demo
+	$(BIN)/chatwatch --log-format text demo
 
 ## test: the whole test suite (unit, scenario, real Prometheus/Alertmanager/SMTP where installed)
 test: $(STAMP)
