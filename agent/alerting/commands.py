@@ -41,7 +41,7 @@ from agent.config import Config, ConfigError, load
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `test rules`, `export-rules` and `replay` to the chatwatch command."""
     p = subparsers.add_parser("test", help="run unit tests")
-    test_sub = p.add_subparsers(dest="test_command", metavar="WHAT", required=True)
+    test_sub = p.add_subparsers(dest="test_command", required=True)
     t = test_sub.add_parser("rules", help="rule unit tests in promtool's format")
     t.add_argument("files", nargs="+", metavar="FILE", help="test files (promtool format)")
     t.set_defaults(func=_cmd_test_rules)
