@@ -374,9 +374,9 @@ def write(opts: Options, out: Output, lines: int | None, stop: list[bool]) -> in
             break
         if paced:
             out.flush()
-            delay = moment - time.time()
-            if delay > 0:
-                time.sleep(delay)
+            # Short naps, so a signal is acted on promptly even with --start in the future.
+            while not stop[0] and (delay := moment - time.time()) > 0:
+                time.sleep(min(delay, 0.25))
             if stop[0]:
                 break
         for event in events:

@@ -233,3 +233,28 @@ def test_demo_bursts_fire_and_resolve_the_rule_pack_alerts(tmp_path: Path) -> No
         assert 60 <= fired < resolved < 480, (alert, states)
     assert "ChatbotLogSilence" not in timeline
     assert "LLMCostOverBudget" not in timeline
+
+
+def test_signal_is_acted_on_while_waiting_for_a_future_start(tmp_path: Path) -> None:
+    out = tmp_path / "bot.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(WRITER), "--out", str(out), "--start", "2099-01-01T00:00:00Z"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert out.exists()  # opened, now waiting for 2099
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        waited = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0
+    assert waited < 5
+    assert out.read_text() == ""
