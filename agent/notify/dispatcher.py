@@ -131,15 +131,19 @@ class Dispatcher:
 
     # -- input ---------------------------------------------------------------------------
 
-    def ingest(self, alerts: list[Alert], now: float) -> None:
+    def ingest(self, alerts: list[Alert], now: float) -> bool:
+        """Take the rule engine's alerts. True when something beyond a refresh changed
+        (a new alert, a resolve, new annotations): worth saving the state file soon."""
         if self.route is None:
-            return
+            return False
+        changed = False
         for alert in alerts:
             fp = fingerprint(alert.labels)
             for route in self.route.match(alert.labels):
-                self._insert(route, alert, fp, now)
+                changed |= self._insert(route, alert, fp, now)
+        return changed
 
-    def _insert(self, route: Route, alert: Alert, fp: str, now: float) -> None:
+    def _insert(self, route: Route, alert: Alert, fp: str, now: float) -> bool:
         labels = route.group_labels(alert.labels)
         gid = f"{route.id}:{label_set_string(labels)}"
         group = self.groups.get(gid)
@@ -147,7 +151,7 @@ class Dispatcher:
         # alerts for 15 min) is only worth keeping if some integration was told it fires.
         unknown = group is None or fp not in group.alerts
         if alert.ends_at is not None and unknown and not self._told_firing(gid, route.receiver, fp):
-            return
+            return False
         if group is None:
             wait = route.group_wait
             first = max(now, min(now + wait, alert.starts_at + wait))
@@ -164,7 +168,7 @@ class Dispatcher:
         starts_at = alert.starts_at
         if old is not None and not old.resolved(now) and alert.ends_at is None:
             starts_at = min(old.starts_at, starts_at)
-        group.alerts[fp] = StoredAlert(
+        new = StoredAlert(
             labels=dict(alert.labels),
             annotations=dict(alert.annotations),
             starts_at=starts_at,
@@ -173,6 +177,13 @@ class Dispatcher:
             generator_url=alert.generator_url,
             cooldown=alert.cooldown,
             fingerprint=fp,
+        )
+        group.alerts[fp] = new
+        return (
+            old is None
+            or old.resolved(now) != new.resolved(now)
+            or old.annotations != new.annotations
+            or old.starts_at != new.starts_at
         )
 
     def _told_firing(self, gid: str, receiver: str, fp: str) -> bool:
@@ -302,7 +313,13 @@ class Dispatcher:
             self.cooldown_until[(c["group"], c["fingerprint"])] = float(c["until"])
         alerts: list[StoredAlert] = []
         for g in data.get("groups", []):
-            alerts.extend(StoredAlert(**a) for a in g["alerts"])
+            for a in g["alerts"]:
+                stored = StoredAlert(**a)
+                if not stored.resolved_explicitly:
+                    # Downtime does not count against resolve_timeout: the restarted rule
+                    # engine gets that long to report the alert again (or its resolve).
+                    stored.ends_at = max(stored.ends_at, now + self.resolve_timeout)
+                alerts.append(stored)
             route = self.routes.get(g["route_id"])
             if route is None or g["id"] in self.groups:
                 continue

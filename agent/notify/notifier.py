@@ -37,7 +37,9 @@ from agent.selfmetrics import SelfMetrics
 log = logging.getLogger("chatwatch.notify")
 
 SAVE_INTERVAL = 1.0
-"""Seconds between state writes while something changes."""
+"""Seconds between state writes while something changes (an alert, a queue)."""
+REFRESH_SAVE_INTERVAL = 30.0
+"""Seconds between state writes when only firing alerts were re-reported."""
 
 
 def build_integrations(cfg: AlertingConfig) -> list[Integration]:
@@ -62,6 +64,7 @@ class Notifier:
         self.queues: dict[str, DeliveryQueue] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty = False
+        self._refreshed = False
         self._last_save = 0.0
         self._wake = asyncio.Event()
         self._running = False
@@ -75,14 +78,22 @@ class Notifier:
 
     def send(self, alerts: list[Alert], now: float) -> None:
         """Take the current alerts; never blocks (delivery happens in `run`)."""
-        self.dispatcher.ingest(alerts, now)
-        if self.cfg.alertmanagers:
-            batch = self.forwarder.select(alerts, now)
-            if batch:
-                for name, queue in self.queues.items():
-                    if isinstance(queue.integration, Alertmanager):
-                        queue.put(self._forward_batch(name, batch, now))
-        self._changed()
+        try:
+            changed = self.dispatcher.ingest(alerts, now)
+            if self.cfg.alertmanagers:
+                batch = self.forwarder.select(alerts, now)
+                if batch:
+                    for name, queue in self.queues.items():
+                        if isinstance(queue.integration, Alertmanager):
+                            queue.put(self._forward_batch(name, batch, now))
+        except Exception:  # a bug here must not stop rule evaluation
+            log.exception("notification dispatch failed; alerts of this evaluation skipped")
+            return
+        if changed:
+            self._changed()
+        else:
+            self._refreshed = True
+            self._wake.set()
 
     def _forward_batch(self, name: str, alerts: list[Alert], now: float) -> Notification:
         return Notification(
@@ -108,15 +119,11 @@ class Notifier:
             self._start(name, queue)
         try:
             while not self._stopped:
-                now = time.time()
-                for n in self.dispatcher.flush_due(now):
-                    target = self.queues.get(n.integration)
-                    if target is not None:
-                        target.put(n)
-                self._update_queue_gauge()
-                if self._dirty and time.monotonic() - self._last_save >= SAVE_INTERVAL:
-                    self.save()
-                timeout = SAVE_INTERVAL if self._dirty else 3600.0
+                try:
+                    self._tick(time.time())
+                except Exception:  # keep delivering what is queued even if a flush fails
+                    log.exception("notification flush failed")
+                timeout = SAVE_INTERVAL if self._dirty else REFRESH_SAVE_INTERVAL
                 deadline = self.dispatcher.next_deadline()
                 if deadline is not None:
                     timeout = min(timeout, max(0.0, deadline - time.time()))
@@ -125,6 +132,21 @@ class Notifier:
                     await asyncio.wait_for(self._wake.wait(), timeout=timeout)
         finally:
             await self._cancel_tasks()
+
+    def _tick(self, now: float) -> None:
+        notifications = self.dispatcher.flush_due(now)
+        for n in notifications:
+            target = self.queues.get(n.integration)
+            if target is not None:
+                target.put(n)
+        if notifications:
+            self._dirty = True
+        self._update_queue_gauge()
+        since = time.monotonic() - self._last_save
+        if (self._dirty and since >= SAVE_INTERVAL) or (
+            self._refreshed and since >= REFRESH_SAVE_INTERVAL
+        ):
+            self.save()
 
     async def stop(self) -> None:
         """Stop delivering (an attempt in flight stays queued) and persist everything."""
@@ -228,6 +250,7 @@ class Notifier:
             )
             return
         self._dirty = False
+        self._refreshed = False
         self._last_save = time.monotonic()
 
     def _restore(self, now: float) -> None:
