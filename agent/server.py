@@ -349,7 +349,23 @@ def _ssl_context(cfg: ServerConfig, base_dir: Path | None) -> ssl.SSLContext | N
                 f"server.tls.{key_name}: cannot read {path}: {exc.strerror}"
             ) from None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if cfg.tls.min_version == "TLS13" else ssl.TLSVersion.TLSv1_2
+    )
+    if cfg.tls.client_ca_file:
+        client_ca = _resolve(cfg.tls.client_ca_file, base_dir)
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+            raise ServerError(
+                f"server.tls.client_ca_file: cannot use {client_ca} as a PEM CA bundle: {reason}"
+            ) from None
+        context.verify_mode = {
+            "NoClientCert": ssl.CERT_NONE,
+            "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+            "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+        }[cfg.tls.client_auth_type]
     try:
         context.load_cert_chain(certfile=cert, keyfile=key)
     except (OSError, ssl.SSLError) as exc:

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 
 from agent.configtypes import Model
 
 
 class TLSConfig(Model):
+    """HTTPS for every endpoint, named as in Prometheus' web config (`tls_server_config`).
+
+    Paths are relative to the config file's folder. With `client_auth_type:
+    RequireAndVerifyClientCert` the kubelet's HTTPS probes, which present no client
+    certificate, fail: use tcpSocket probes or `VerifyClientCertIfGiven` then.
+    """
+
     cert_file: str
     key_file: str
+    client_ca_file: str | None = None
+    client_auth_type: Literal[
+        "NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"
+    ] = "NoClientCert"
+    min_version: Literal["TLS12", "TLS13"] = "TLS12"
+
+    @model_validator(mode="after")
+    def _client_ca(self) -> TLSConfig:
+        if self.client_auth_type != "NoClientCert" and not self.client_ca_file:
+            raise ValueError(
+                f"client_auth_type {self.client_auth_type} needs client_ca_file: "
+                "the CA that signed the client certificates"
+            )
+        return self
 
 
 class BasicAuthConfig(Model):

@@ -209,3 +209,82 @@ async def test_ipv6_listen_address() -> None:
         async with httpx.AsyncClient(base_url=server.url) as client:
             r = await client.get("/-/healthy")
     assert r.status_code == 200
+
+
+def client_context(ca: trustme.CA, client_cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    if client_cert is not None:
+        client_cert.configure_cert(ctx)
+    return ctx
+
+
+async def test_tls_client_certificates_required(tmp_path: Path) -> None:
+    ca, _, _ = tls_files(tmp_path)
+    ca.cert_pem.write_to_path(str(tmp_path / "clients-ca.crt"))
+    stranger_ca = trustme.CA()
+    cfg = ServerConfig.model_validate(
+        {
+            "listen": "127.0.0.1:0",
+            "tls": {
+                "cert_file": "server.crt",
+                "key_file": "server.key",
+                "client_ca_file": "clients-ca.crt",
+                "client_auth_type": "RequireAndVerifyClientCert",
+            },
+        }
+    )
+    async with running(Handlers(), cfg, base_dir=tmp_path) as server:
+        good = client_context(ca, ca.issue_cert("prometheus.monitoring"))
+        async with httpx.AsyncClient(base_url=server.url, verify=good) as client:
+            r = await client.get("/metrics")
+        for bad in (client_context(ca), client_context(ca, stranger_ca.issue_cert("mallory"))):
+            async with httpx.AsyncClient(base_url=server.url, verify=bad) as client:
+                with pytest.raises(httpx.TransportError):
+                    await client.get("/metrics")
+    assert r.status_code == 200 and "chatwatch_lines_read_total" in r.text
+
+
+async def test_tls_client_certificate_optional_but_verified_if_given(tmp_path: Path) -> None:
+    ca, _, _ = tls_files(tmp_path)
+    ca.cert_pem.write_to_path(str(tmp_path / "clients-ca.crt"))
+    cfg = ServerConfig.model_validate(
+        {
+            "listen": "127.0.0.1:0",
+            "tls": {
+                "cert_file": "server.crt",
+                "key_file": "server.key",
+                "client_ca_file": "clients-ca.crt",
+                "client_auth_type": "VerifyClientCertIfGiven",
+                "min_version": "TLS13",
+            },
+        }
+    )
+    async with running(Handlers(), cfg, base_dir=tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, verify=client_context(ca)) as client:
+            anonymous = await client.get("/-/healthy")
+        forged = client_context(ca, trustme.CA().issue_cert("mallory"))
+        async with httpx.AsyncClient(base_url=server.url, verify=forged) as client:
+            with pytest.raises(httpx.TransportError):
+                await client.get("/-/healthy")
+        tls12_only = client_context(ca)
+        tls12_only.maximum_version = ssl.TLSVersion.TLSv1_2
+        async with httpx.AsyncClient(base_url=server.url, verify=tls12_only) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.get("/-/healthy")
+    assert anonymous.status_code == 200
+
+
+def test_client_auth_without_client_ca_is_a_config_error() -> None:
+    from agent.config import ConfigError, loads
+
+    text = (
+        "sources: [{name: a, paths: [x.log]}]\n"
+        "server: {tls: {cert_file: a.crt, key_file: a.key, "
+        "client_auth_type: RequireAndVerifyClientCert}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        loads(text, "cw.yaml", {})
+    (problem,) = info.value.problems
+    assert problem.startswith("cw.yaml: server.tls")
+    assert "needs client_ca_file" in problem
