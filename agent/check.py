@@ -24,8 +24,10 @@ def check_all(path: str) -> list[str]:
 
 def _register_component_checks() -> None:
     from agent.notify.check import check_alerting
+    from agent.server import check_server
 
     CHECKS.append(check_alerting)
+    CHECKS.append(check_server)
 
 
 _register_component_checks()

@@ -288,3 +288,22 @@ def test_client_auth_without_client_ca_is_a_config_error() -> None:
     (problem,) = info.value.problems
     assert problem.startswith("cw.yaml: server.tls")
     assert "needs client_ca_file" in problem
+
+
+def test_chatwatch_check_reports_unusable_tls_files(tmp_path: Path) -> None:
+    from agent.check import check_all
+
+    tls_files(tmp_path)
+    config = tmp_path / "cw.yaml"
+    config.write_text(
+        "sources: [{name: a, paths: [x.log]}]\n"
+        "server: {tls: {cert_file: server.crt, key_file: missing.key}}\n"
+    )
+    (problem,) = check_all(str(config))
+    assert problem.startswith("server.tls.key_file: cannot read")
+    assert str(tmp_path / "missing.key") in problem
+    config.write_text(
+        "sources: [{name: a, paths: [x.log]}]\n"
+        "server: {tls: {cert_file: server.crt, key_file: server.key}}\n"
+    )
+    assert check_all(str(config)) == []
