@@ -37,6 +37,8 @@ log = logging.getLogger("chatwatch.extract")
 UpdateFn = Callable[[Event, float, str, str], None]
 
 _RELABEL_CACHE_SIZE = 4096
+INLINE_BUCKETS = 8
+"""Up to this many values of an index field, buckets are an if/elif chain in the loop."""
 _ACTION_CODES = {"inc": 0, "dec": 1, "set": 2, "set_to_event_time": 3}
 
 
@@ -530,48 +532,60 @@ class Extractor:
             table = buckets.setdefault(cm.index_field, {})
             for v in sorted(cm.index_values):
                 table.setdefault(v, []).append(cm)
-        # One fused function per (index field, value).
-        tables: dict[str, dict[str, Any]] = {}
-        for field, table in buckets.items():
-            tables[field] = {}
-            for value, members in table.items():
-                g = _Gen(env)
-                g.hoist(
-                    sum((m.paths() for m in members), Counter()),
-                    sum((m.label_paths() for m in members), Counter()),
-                )
-                for m in members:
-                    m.emit(g)
-                fn, src = g.compile(
-                    "bucket", "e, now, o_source, o_path", f"<bucket {field}={value}>"
-                )
-                self.sources.append(src)
-                tables[field][value] = fn
-        # The loop over the batch: lookups, then the always-visited blocks inline.
+        # The loop over the batch. Per index field, the event's value picks its bucket:
+        # a short if/elif chain inlined in the loop when the field has few values, else a
+        # dict of fused functions (one call). Then the always-visited blocks, inline.
         g = _Gen(env)
         g.emit("for e in events:")
         g.indent = 2
-        reads: Counter[str] = Counter(dict.fromkeys(tables, 2))
+        reads: Counter[str] = Counter(dict.fromkeys(buckets, 2))
         label_reads: Counter[str] = Counter()
         for m in always:
             reads.update(m.paths())
             label_reads.update(m.label_paths())
         g.hoist(reads, label_reads)
-        for field in tables:
-            var = g.var("key")
-            g.emit(f"{var} = {g.shared[field]}")
-            g.emit(f"if {var}.__class__ is not str: {var} = text({var})")
-            fn = g.var("fn")
-            g.emit(f"{fn} = {g.const(tables[field], 'index')}.get({var})")
-            g.emit(f"if {fn} is not None: {fn}(e, now, o_source, o_path)")
+        for field, table in buckets.items():
+            key = g.var("key")
+            g.emit(f"{key} = {g.shared[field]}")
+            g.emit(f"if {key}.__class__ is not str: {key} = text({key})")
+            if len(table) <= INLINE_BUCKETS:
+                for i, (value, members) in enumerate(table.items()):
+                    g.emit(f"{'if' if i == 0 else 'elif'} {key} == {value!r}:")
+                    g.indent += 1
+                    self._emit_bucket(g, members)
+                    g.indent -= 1
+                continue
+            functions = {}
+            for value, members in table.items():
+                fg = _Gen(env)
+                self._emit_bucket(fg, members)
+                args = "e, now, o_source, o_path"
+                fn, src = fg.compile("bucket", args, f"<bucket {field}={value}>")
+                self.sources.append(src)
+                functions[value] = fn
+            fn_var = g.var("fn")
+            g.emit(f"{fn_var} = {g.const(functions, 'index')}.get({key})")
+            g.emit(f"if {fn_var} is not None: {fn_var}(e, now, o_source, o_path)")
         for m in always:
             m.emit(g)
-        if not tables and not always:
+        if not buckets and not always:
             g.emit("pass")
         g.indent = 1
         run, src = g.compile("run", "events, now, o_source, o_path", "<extractor>")
         self.sources.append(src)
         return run
+
+    @staticmethod
+    def _emit_bucket(g: _Gen, members: list[CompiledMetric]) -> None:
+        """The blocks of one bucket, sharing the reads several of them make."""
+        saved = dict(g.shared), dict(g.shared_labels)
+        g.hoist(
+            sum((m.paths() for m in members), Counter()),
+            sum((m.label_paths() for m in members), Counter()),
+        )
+        for m in members:
+            m.emit(g)
+        g.shared, g.shared_labels = saved
 
     def __call__(self, origin: Origin, events: list[Event]) -> None:
         if events:

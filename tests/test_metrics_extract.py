@@ -392,3 +392,19 @@ def test_a_second_batch_continues_the_same_series() -> None:
     for _ in range(3):
         p.feed(*[{"event": "x"}] * 1000)
     assert p.value("n_total") == 3000.0
+
+
+def test_many_indexed_values_dispatch_through_a_table() -> None:
+    kinds = [f"kind{i}" for i in range(20)]
+    p = Pipeline(
+        {"name": "some_total", "type": "counter", "match": {"event": {"in": kinds[:12]}}},
+        {"name": "each_total", "type": "counter", "match": {"event": "kind15"}},
+        *(
+            {"name": f"k{i}_total", "type": "counter", "match": {"event": f"kind{i}"}}
+            for i in range(5)
+        ),
+    )
+    p.feed(*({"event": k} for k in kinds * 3), {"event": 15}, {"event": ["kind1"]})
+    assert p.value("some_total") == 36.0
+    assert p.value("each_total") == 3.0
+    assert [p.value(f"k{i}_total") for i in range(5)] == [3.0] * 5
