@@ -57,7 +57,7 @@ def text(value: Any) -> str | None:
     if cls is int:
         return str(value)
     if cls is float:
-        return str(int(value)) if value.is_integer() else repr(value)
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -86,10 +86,15 @@ def number(value: Any) -> float | None:
 
 
 def event_time(value: Any) -> float | None:
-    """Epoch seconds from epoch seconds, epoch milliseconds (> 1e11) or ISO 8601 text."""
+    """Epoch seconds from ISO 8601 text or an epoch number in seconds, milliseconds,
+    microseconds or nanoseconds (told apart by size, as no log is from year 5000)."""
     f = number(value)
     if f is not None:
-        return f / 1000.0 if f > 1e11 else f
+        if f > 1e17:
+            return f / 1e9
+        if f > 1e14:
+            return f / 1e6
+        return f / 1e3 if f > 1e11 else f
     if value.__class__ is str:
         try:
             return datetime.fromisoformat(value).timestamp()
@@ -445,7 +450,7 @@ class CompiledMetric:
         series, admit = n["series"], n["admit"]
         # Each series is a list (a mutable cell): one dict lookup per update, no store.
         width = len(self.family.bounds) + 2 if cfg.type == "histogram" else 1
-        g.emit(f"c = {series}.get(k)")
+        g.emit(f"c = {g.const(self.family.series.get, 'get')}(k)")
         g.emit("if c is None:")
         g.emit(f"if not {admit}(k, now): break", 1)
         g.emit(f"c = {series}[k] = [0.0] * {width}", 1)

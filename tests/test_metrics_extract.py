@@ -126,6 +126,10 @@ def test_set_to_event_time_uses_the_timestamp_field_or_the_clock() -> None:
     assert p.value("chatbot_last_error_timestamp_seconds") == 1714564800.0
     p.feed({"level": "error", "ts": 1714564900123})  # epoch milliseconds
     assert p.value("chatbot_last_error_timestamp_seconds") == pytest.approx(1714564900.123)
+    p.feed({"level": "error", "ts": 1714564950_000_000})  # microseconds
+    assert p.value("chatbot_last_error_timestamp_seconds") == 1714564950.0
+    p.feed({"level": "error", "ts": "1714564900.123"})
+    assert p.value("chatbot_last_error_timestamp_seconds") == pytest.approx(1714564900.123)
     p.feed({"level": "error", "ts": "yesterday"}, {"level": "error"})
     assert p.value("chatbot_last_error_timestamp_seconds") == pytest.approx(1714564900.123)
     errors = "chatwatch_extract_errors_total"

@@ -24,6 +24,12 @@ def test_cardinality_cap_drops_new_label_sets_counts_them_and_bounds_memory(
             "max_series": 500,
         },
         {"name": "chatbot_requests_total", "type": "counter"},
+        {
+            "name": "chatbot_requests_by_tenant_total",
+            "type": "counter",
+            "labels": {"tenant": {"field": "user_id", "regex": "(.*)-(.*)", "replacement": "$2"}},
+            "max_series": 200,
+        },
     )
     # Warm up, then measure what a flood of 100k distinct values costs.
     p.feed(*({"user_id": f"warm-{i}"} for i in range(500)))
@@ -46,6 +52,11 @@ def test_cardinality_cap_drops_new_label_sets_counts_them_and_bounds_memory(
         == 100_000
     )
     assert p.value("chatwatch_series", metric="chatbot_requests_by_user_total") == 500
+    # Tenants "0".."199" got in during warm-up; flood-0..flood-199 count on those series.
+    tenant_drops = p.value(
+        "chatwatch_series_dropped_total", metric="chatbot_requests_by_tenant_total"
+    )
+    assert tenant_drops == 100_500 - 200 - 200
     assert p.value("chatbot_requests_total") == 100_500  # other metrics unaffected
     warnings = [r for r in caplog.records if "max_series" in r.getMessage()]
     assert len(warnings) == 1
