@@ -171,3 +171,46 @@ def test_docker_every_inner_format(inner: str, lines: list[bytes]) -> None:
     run.flush()
     check_events(run.events)
     assert len(run.events) + sum(run.errors.values()) <= len(lines)
+
+
+def line_by_line_json(lines: list[bytes]) -> tuple[list[Event], Counter[str]]:
+    """The plain per-line loop the batch fast path must agree with."""
+    events: list[Event] = []
+    errors: Counter[str] = Counter()
+    for line in lines:
+        if not line.strip():
+            errors["empty"] += 1
+            continue
+        text = line[3:] if line.startswith(b"\xef\xbb\xbf") else line
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            try:
+                text.decode()
+            except UnicodeDecodeError:
+                errors["invalid_utf8"] += 1
+            else:
+                errors["not_json"] += 1
+            continue
+        if type(obj) is dict:
+            events.append(obj)
+        else:
+            errors["not_object"] += 1
+    return events, errors
+
+
+bom_lines = st.one_of(any_line, any_line.map(lambda line: b"\xef\xbb\xbf" + line))
+
+
+@FUZZ
+@given(st.lists(bom_lines, max_size=25), st.lists(st.integers(min_value=0), max_size=5))
+def test_json_batch_fast_path_agrees_with_the_line_by_line_loop(
+    lines: list[bytes], cuts: list[int]
+) -> None:
+    assert run_all("json", split(lines, cuts)) == line_by_line_json(lines)
+    # Appending to a list that already holds events leaves those alone.
+    run = Run("json")
+    out: list[Event] = [{"earlier": 1}, {"earlier": 2}]
+    for batch in split(lines, cuts):
+        run.decoder.decode(batch, out)
+    assert out == [{"earlier": 1}, {"earlier": 2}, *line_by_line_json(lines)[0]]
