@@ -58,7 +58,9 @@ def test_cardinality_cap_drops_new_label_sets_counts_them_and_bounds_memory(
     )
     assert tenant_drops == 100_500 - 200 - 200
     assert p.value("chatbot_requests_total") == 100_500  # other metrics unaffected
-    warnings = [r for r in caplog.records if "max_series" in r.getMessage()]
+    warnings = [
+        r for r in caplog.records if "chatbot_requests_by_user_total reached" in r.getMessage()
+    ]
     assert len(warnings) == 1
     # A known label set still counts after the cap is reached.
     p.feed({"user_id": "warm-7"})
@@ -67,7 +69,16 @@ def test_cardinality_cap_drops_new_label_sets_counts_them_and_bounds_memory(
     p.now += 61
     with caplog.at_level(logging.WARNING, logger="chatwatch.store"):
         p.feed({"user_id": "late"})
-    assert len([r for r in caplog.records if "max_series" in r.getMessage()]) == 2
+    assert (
+        len(
+            [
+                r
+                for r in caplog.records
+                if "chatbot_requests_by_user_total reached" in r.getMessage()
+            ]
+        )
+        == 2
+    )
 
 
 def test_default_cap_is_1000_series() -> None:
