@@ -21,39 +21,6 @@ RUNBOOK_BASE = "https://github.com/chatwatch/chatwatch/blob/main/"
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
-# chatwatch's own metrics, as the issues name them (Ingest, Metrics, Rules, Notify).
-SELF_METRICS = frozenset(
-    {
-        "chatwatch_build_info",
-        "chatwatch_lines_read_total",
-        "chatwatch_bytes_read_total",
-        "chatwatch_events_total",
-        "chatwatch_decode_errors_total",
-        "chatwatch_lines_too_long_total",
-        "chatwatch_rotations_total",
-        "chatwatch_files_watched",
-        "chatwatch_file_lag_bytes",
-        "chatwatch_checkpoint_writes_total",
-        "chatwatch_checkpoint_write_failures_total",
-        "chatwatch_series",
-        "chatwatch_series_dropped_total",
-        "chatwatch_extract_errors_total",
-        "chatwatch_config_reloads_total",
-        "chatwatch_config_last_reload_successful",
-        "chatwatch_config_last_reload_success_timestamp_seconds",
-        "chatwatch_rule_evaluation_duration_seconds",
-        "chatwatch_rule_evaluation_failures_total",
-        "chatwatch_rule_group_last_evaluation_timestamp_seconds",
-        "chatwatch_notifications_total",
-        "chatwatch_notifications_failed_total",
-        "chatwatch_notification_latency_seconds",
-        "chatwatch_notification_queue_length",
-        "ALERTS",
-        "ALERTS_FOR_STATE",
-        "up",
-    }
-)
-
 
 def require_tool(name: str) -> str:
     path = shutil.which(name)
@@ -194,3 +161,14 @@ def dockerignored(rel: str, patterns: list[str]) -> bool:
         if hit:
             ignored = not negate
     return ignored
+
+
+def self_metrics() -> set[str]:
+    """Every `chatwatch_*` metric the agent registers, histograms with their suffixes."""
+    names: set[str] = set()
+    for path in (REPO / "agent").rglob("*.py"):
+        text = path.read_text()
+        names.update(re.findall(r"\"(chatwatch_[a-z_]+[a-z])\"", text))
+        for hist in re.findall(r"histogram\(\s*\"(chatwatch_[a-z_]+)\"", text):
+            names.update(hist + s for s in ("_bucket", "_sum", "_count"))
+    return names

@@ -13,7 +13,7 @@ import promql_parser
 import pytest
 import yaml
 
-from tests.deploy_support import K8S, REPO, defined_names, metric_names
+from tests.deploy_support import K8S, REPO, defined_names, metric_names, self_metrics
 
 DASHBOARD = REPO / "examples" / "grafana" / "chatwatch-dashboard.json"
 FROM_PROMETHEUS = {"up", "ALERTS", "ALERTS_FOR_STATE"}
@@ -45,17 +45,6 @@ def grafana_to_promql(expr: str) -> str:
     """Substitute Grafana's variables as Grafana would before sending the query."""
     expr = re.sub(r"\$\{?__(rate_interval|interval|range)\}?", "5m", expr)
     return re.sub(r"\$\{?(\w+)(:\w+)?\}?", ".*", expr)
-
-
-def self_metrics() -> set[str]:
-    """Every `chatwatch_*` metric the agent registers, histograms with their suffixes."""
-    names: set[str] = set()
-    for path in (REPO / "agent").rglob("*.py"):
-        text = path.read_text()
-        names.update(re.findall(r"\"(chatwatch_[a-z_]+[a-z])\"", text))
-        for hist in re.findall(r"histogram\(\s*\"(chatwatch_[a-z_]+)\"", text):
-            names.update(hist + s for s in ("_bucket", "_sum", "_count"))
-    return names
 
 
 def _config_metrics(text: str) -> list[dict[str, Any]]:
