@@ -184,6 +184,8 @@ class MetricConfig(Model):
     def _metric_name(cls, value: str) -> str:
         if not METRIC_NAME_RE.match(value):
             raise ValueError(f"not a valid Prometheus metric name: {value!r}")
+        if ":" in value:
+            raise ValueError("colons in metric names are reserved for recording rules")
         if value.startswith("chatwatch_"):
             raise ValueError(
                 "names starting with chatwatch_ are reserved for chatwatch's own metrics"

@@ -42,6 +42,10 @@ OK_COUNTER = {"name": "ok_total", "type": "counter"}
             "metrics[1].name: not a valid Prometheus metric name",
         ),
         (
+            {"name": "job:errors:rate5m", "type": "gauge", "value": "v"},
+            "metrics[1].name: colons in metric names are reserved for recording rules",
+        ),
+        (
             {"name": "chatwatch_mine_total", "type": "counter"},
             "metrics[1].name: names starting with chatwatch_ are reserved",
         ),
