@@ -133,7 +133,7 @@ class Dispatcher:
 
     def ingest(self, alerts: list[Alert], now: float) -> bool:
         """Take the rule engine's alerts. True when something beyond a refresh changed
-        (a new alert, a resolve, new annotations): worth saving the state file soon."""
+        (a new alert or a resolve): worth saving the state file soon."""
         if self.route is None:
             return False
         changed = False
@@ -179,12 +179,9 @@ class Dispatcher:
             fingerprint=fp,
         )
         group.alerts[fp] = new
-        return (
-            old is None
-            or old.resolved(now) != new.resolved(now)
-            or old.annotations != new.annotations
-            or old.starts_at != new.starts_at
-        )
+        # Annotations (often `{{ $value }}`) and end times change on every evaluation
+        # and are re-reported anyway; only a new alert or a resolve is worth a save.
+        return old is None or old.resolved(now) != new.resolved(now)
 
     def _told_firing(self, gid: str, receiver: str, fp: str) -> bool:
         for spec in self.integrations.get(receiver, []):

@@ -38,6 +38,8 @@ log = logging.getLogger("chatwatch.notify")
 
 SAVE_INTERVAL = 1.0
 """Seconds between state writes while something changes (an alert, a queue)."""
+FORWARD_BATCH = 64
+"""Alerts per request to Alertmanager (Prometheus' maxBatchSize)."""
 REFRESH_SAVE_INTERVAL = 30.0
 """Seconds between state writes when only firing alerts were re-reported."""
 
@@ -65,6 +67,7 @@ class Notifier:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty = False
         self._refreshed = False
+        self._save_error: str | None = None
         self._last_save = 0.0
         self._wake = asyncio.Event()
         self._running = False
@@ -82,10 +85,11 @@ class Notifier:
             changed = self.dispatcher.ingest(alerts, now)
             if self.cfg.alertmanagers:
                 batch = self.forwarder.select(alerts, now)
-                if batch:
+                for start in range(0, len(batch), FORWARD_BATCH):
+                    chunk = batch[start : start + FORWARD_BATCH]
                     for name, queue in self.queues.items():
                         if isinstance(queue.integration, Alertmanager):
-                            queue.put(self._forward_batch(name, batch, now))
+                            queue.put(self._forward_batch(name, chunk, now))
         except Exception:  # a bug here must not stop rule evaluation
             log.exception("notification dispatch failed; alerts of this evaluation skipped")
             return
@@ -244,11 +248,17 @@ class Notifier:
         try:
             self.state.save(data)
         except OSError as exc:
-            log.error(
-                "cannot write notification state",
-                extra={"path": str(self.state.path), "error": exc.strerror},
-            )
+            if exc.strerror != self._save_error:  # once per kind of failure, not every second
+                log.error(
+                    "cannot write notification state",
+                    extra={"path": str(self.state.path), "error": exc.strerror},
+                )
+            self._save_error = exc.strerror
+            self._last_save = time.monotonic()
             return
+        if self._save_error is not None:
+            log.info("notification state written again", extra={"path": str(self.state.path)})
+            self._save_error = None
         self._dirty = False
         self._refreshed = False
         self._last_save = time.monotonic()

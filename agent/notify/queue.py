@@ -25,6 +25,9 @@ from agent.notify.notification import Notification
 
 log = logging.getLogger("chatwatch.notify")
 
+MAX_RETRY_AFTER = 900.0
+"""A receiver's Retry-After is honoured up to 15 minutes (a bogus `86400` must not mute us)."""
+
 
 def backoff(
     failures: int, policy: DeliveryConfig, rng: Callable[[], float] = random.random
@@ -128,9 +131,10 @@ class DeliveryQueue:
             )
             return
         self._failures += 1
-        wait = (
-            err.retry_after if err.retry_after is not None else backoff(self._failures, self.policy)
-        )
+        if err.retry_after is not None:
+            wait = min(err.retry_after, MAX_RETRY_AFTER)
+        else:
+            wait = backoff(self._failures, self.policy)
         self._not_before = max(self._not_before, time.monotonic() + wait)
         log.warning(
             "notification failed; will retry",
