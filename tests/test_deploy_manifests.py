@@ -10,9 +10,13 @@ and checked there, as `chatwatch check` would in the pod.
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import importlib
+import importlib.util
 import re
 import subprocess
+import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -268,6 +272,8 @@ class TestDeployment:
             pattern.sub(lambda m: str(roots[m.group(1)]), config_file.read_text())
         )
 
+        with contextlib.suppress(ModuleNotFoundError):  # registers the rule-file check
+            importlib.import_module("agent.alerting.commands")
         cfg = load(config_file)
         assert cfg.alerting.receivers
         assert [p for p in check_all(str(config_file))] == []
@@ -356,3 +362,35 @@ def test_prometheusrule_holds_the_pack_and_promtool_accepts_it(tmp_path: Path) -
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheusrule_is_what_export_rules_produces(tmp_path: Path) -> None:
+    """The lead regenerates prometheusrule.yaml with `chatwatch export-rules`; it must match."""
+    if importlib.util.find_spec("agent.alerting.commands") is None:
+        pytest.skip("`chatwatch export-rules` (agent.alerting.commands) is not written yet")
+    out = tmp_path / "exported.yaml"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "export-rules",
+            "-c",
+            str(REPO / "examples" / "chatwatch.yaml"),
+            "--format",
+            "prometheusrule",
+            "--name",
+            "chatwatch-chatbot-rules",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (ours,) = find("PrometheusRule")
+    (exported,) = yaml_docs(out)
+    assert exported["spec"] == ours["spec"]
+    assert exported["metadata"]["name"] == ours["metadata"]["name"]
