@@ -440,6 +440,10 @@ class CompiledMetric:
         if isinstance(spec, str):
             return g.label_of(spec)
         var = g.get(spec.field)
+        if spec.required:
+            g.emit(f"if {var} is None:")
+            g.emit(f"{self.names['err']}('missing_label')", 1)
+            g.emit("break", 1)
         g.emit(f"{var} = {g.const(_relabeller(spec), 'relabel')}({var})")
         return var
 

@@ -12,10 +12,12 @@ Semantics, in brief (docs hold the long form):
   condition except `not` and `exists: false`. `regex` must match the whole value.
 - Field paths: `usage.prompt_tokens` reaches into nested objects; a flat key containing
   the dots (`"usage.prompt_tokens": 3`) is tried first.
-- `labels`: label name -> field path, or `{field, regex, replacement, default}`: the regex
-  must match the whole value; `replacement` may use `$1`, `${1}`, `$name`, `${name}`
-  (Go/Prometheus expansion); a missing field or a value the regex does not match gives
-  `default` (empty, that is no label, unless set).
+- `labels`: label name -> field path, or `{field, regex, replacement, default, required}`:
+  the regex must match the whole value; `replacement` may use `$1`, `${1}`, `$name`,
+  `${name}` (Go/Prometheus expansion; in the config file `${...}` is environment
+  expansion, so write `$${name}` or `$name`); a missing field or a value the regex does
+  not match gives `default` (empty, that is no label, unless set); `required: true` skips
+  events without the field instead (counted as `missing_label`).
 - counter: counts matching events, or adds `value` (times `scale`); names end in `_total`.
 - gauge: `action` is `set` (from `value`), `inc`, `dec` (by 1, or by `value` when given) or
   `set_to_event_time` (the event's `timestamp_field`, else the time it was read); or a
@@ -107,6 +109,9 @@ class LabelFrom(Model):
     regex: str | None = None
     replacement: str = "$1"
     default: str = ""
+    required: bool = False
+    """When the field is missing (or null), skip the event for this metric and count it
+    (`chatwatch_extract_errors_total{reason="missing_label"}`) instead of using `default`."""
 
     @field_validator("field")
     @classmethod

@@ -412,3 +412,23 @@ def test_many_indexed_values_dispatch_through_a_table() -> None:
     assert p.value("some_total") == 36.0
     assert p.value("each_total") == 3.0
     assert [p.value(f"k{i}_total") for i in range(5)] == [3.0] * 5
+
+
+def test_a_required_label_skips_events_without_it_and_counts_them() -> None:
+    p = Pipeline(
+        {
+            "name": "chatbot_messages_total",
+            "type": "counter",
+            "labels": {
+                "session": {"field": "session_id", "required": True},
+                "channel": {"field": "channel", "default": "web"},
+            },
+        }
+    )
+    p.feed({"session_id": "s1"}, {"session_id": "s1", "channel": "sms"}, {"channel": "sms"}, {})
+    assert p.lines("chatbot_messages_total{") == [
+        'chatbot_messages_total{channel="web",session="s1"} 1.0',
+        'chatbot_messages_total{channel="sms",session="s1"} 1.0',
+    ]
+    reason = {"metric": "chatbot_messages_total", "reason": "missing_label"}
+    assert p.value("chatwatch_extract_errors_total", **reason) == 2.0
