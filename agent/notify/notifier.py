@@ -277,6 +277,11 @@ class Notifier:
                     extra={"integration": name, "dropped": len(notifications)},
                 )
                 continue
+            if isinstance(known.integration, Alertmanager):
+                # Batches from before the restart keep the endsAt they were given: this run
+                # re-sends whatever still fires with a fresh one, right behind them.
+                for n in notifications:
+                    n.extra["firing"] = []
             known.restore(notifications)
         pending = sum(len(q.items) for q in self.queues.values())
         log.info(
