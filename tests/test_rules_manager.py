@@ -94,6 +94,7 @@ def test_alert_fires_after_for_and_resolves_when_errors_stop() -> None:
     assert first_pending == 14
     assert first_firing == first_pending + 3  # for: 3s
     now, alerts = h.sent[-1]
+    assert now == T0 + 39
     [alert] = alerts
     assert alert.labels == {"alertname": "ChatbotErrors", "route": "/chat", "severity": "page"}
     assert alert.annotations == {"summary": "/chat: 5 errors/s"}
@@ -257,3 +258,30 @@ def test_default_notifier_logs_firing_and_resolved_once(caplog: pytest.LogCaptur
     records = [(r.getMessage(), getattr(r, "status", None)) for r in caplog.records]
     assert records == [("alert firing", "firing"), ("alert resolved", "resolved")]
     assert caplog.records[0].__dict__["labels"] == {"alertname": "A"}
+
+
+def test_group_limit_drops_all_alerts_of_a_rule_over_it() -> None:
+    h = Harness(
+        """
+groups:
+  - name: g
+    limit: 1
+    rules:
+      - alert: PerRoute
+        expr: chatbot_errors_total > 0
+"""
+    )
+    h.history.append(T0, [(errors_key("/a"), 1.0)])
+    h.manager.evaluate(T0)
+    assert h.states() == ["firing"]
+    h.history.append(T0 + 1, [(errors_key("/a"), 1.0), (errors_key("/b"), 1.0)])
+    h.manager.evaluate(T0 + 1)
+    [rule] = h.manager.rules_api()["groups"][0]["rules"]
+    assert (rule["health"], rule["lastError"]) == ("err", "exceeded limit of 1 with 2 alerts")
+    assert h.states() == []
+
+
+def test_reload_can_change_the_evaluation_interval() -> None:
+    h = Harness()
+    h.manager.reload(load(), evaluation_interval=5.0)
+    assert h.manager.rules_api()["groups"][0]["interval"] == 5.0

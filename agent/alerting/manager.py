@@ -214,8 +214,12 @@ class RuleManager:
 
     # -- reload -------------------------------------------------------------------------
 
-    def reload(self, new_groups: Sequence[RuleGroup]) -> None:
+    def reload(
+        self, new_groups: Sequence[RuleGroup], evaluation_interval: float | None = None
+    ) -> None:
         """Replace the groups; rules with an unchanged identity keep their alerts."""
+        if evaluation_interval is not None:
+            self.evaluation_interval = evaluation_interval
         old = {g.key: g for g in self._groups}
         fresh = list(new_groups)
         for group in fresh:

@@ -216,9 +216,12 @@ class RuleGroup:
                     rule.written = written
                     rule.last_result = samples
                 else:
-                    if self.limit and len(vector) > self.limit:
-                        raise EvalError(f"exceeded limit of {self.limit} with {len(vector)} alerts")
-                    self.last_changes.extend(rule.apply(vector, now))
+                    changes = rule.apply(vector, now)
+                    active = len(rule.active_alerts())
+                    if self.limit and active > self.limit:
+                        rule.active.clear()  # as Prometheus: no alerts rather than some
+                        raise EvalError(f"exceeded limit of {self.limit} with {active} alerts")
+                    self.last_changes.extend(changes)
                 rule.health, rule.last_error = "ok", ""
             except Exception as exc:
                 rule.health, rule.last_error = "err", str(exc) or type(exc).__name__
