@@ -96,8 +96,7 @@ class Notifier:
         if changed:
             self._changed()
         else:
-            self._refreshed = True
-            self._wake.set()
+            self._refreshed = True  # saved within REFRESH_SAVE_INTERVAL; no need to wake
 
     def _forward_batch(self, name: str, alerts: list[Alert], now: float) -> Notification:
         return Notification(
