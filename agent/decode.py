@@ -350,6 +350,8 @@ def _finish(event: Event | None, stream: Any, time: Any, out: list[Event]) -> No
 _STDOUT = b"stdout"
 _STDERR = b"stderr"
 _STREAM_NAMES = {_STDOUT: "stdout", _STDERR: "stderr"}
+_RFC3339 = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[\d.]*(?:[Zz]|[+-]\d\d:\d\d)").fullmatch
+"""2016-10-06T00:17:09.669794202Z, 2016-10-06T00:17:09+02:00 (ASCII only, so it decodes)."""
 
 
 def _split_cri(line: bytes) -> tuple[bytes, bytes, bool, bytes] | None:
@@ -377,8 +379,7 @@ def _split_cri(line: bytes) -> tuple[bytes, bytes, bool, bytes] | None:
         if not colon or (head != b"F" and head != b"P"):
             return None
         full = head == b"F"
-    # RFC 3339: 2016-10-06T00:17:09.669794202Z
-    if len(time) < 20 or time[4:5] != b"-" or time[10:11] != b"T" or not time[:4].isdigit():
+    if _RFC3339(time) is None:
         return None
     return time, stream, full, payload
 
@@ -395,60 +396,94 @@ class _Held:
 
 
 class CRIDecoder(Decoder):
-    __slots__ = ("_dropping", "_held", "_max", "_payload")
+    """Kubernetes CRI container logs, reassembling `P` chunks until `F` per stream.
+
+    The common line, a whole record (`F`) while no stream holds or discards a record, is
+    decoded inline; everything else goes through `_chunk`.
+    """
+
+    __slots__ = ("_dropping", "_held", "_inner_json", "_max", "_payload")
 
     def __init__(self, cfg: SourceConfig, on_error: OnError) -> None:
         super().__init__(on_error)
         self._payload = _payload_decoder(cfg, on_error)
+        self._inner_json = cfg.inner_format == "json"
         self._max = cfg.max_line_bytes
         self._held: dict[bytes, _Held] = {}
         self._dropping: set[bytes] = set()
         """Streams whose current record grew too long: discard chunks until its `F`."""
 
     def decode(self, lines: list[bytes], out: list[Event]) -> None:
+        loads = orjson.loads
+        failed = orjson.JSONDecodeError
+        rfc3339 = _RFC3339
         payload_event = self._payload
+        inner_json = self._inner_json
         held = self._held
+        dropping = self._dropping
+        append = out.append
         for line in lines:
-            parsed = _split_cri(line)
-            if parsed is None:
-                self._on_error("bad_cri")
+            parts = line.split(b" ", 3)
+            if (
+                len(parts) != 4
+                or held
+                or dropping
+                or parts[2] != b"F"
+                or (parts[1] != _STDOUT and parts[1] != _STDERR)
+                or rfc3339(parts[0]) is None
+            ):
+                self._chunk(line, out)
                 continue
-            time, stream, full, payload = parsed
-            if self._dropping and stream in self._dropping:
-                if full:
-                    self._dropping.discard(stream)
-                continue
-            record = held.get(stream)
-            if record is None:
-                if full:
-                    _finish(
-                        payload_event(payload),
-                        _STREAM_NAMES[stream],
-                        time.decode("ascii", "replace"),
-                        out,
-                    )
-                    continue
-                record = held[stream] = _Held(time, payload)
+            time, stream, _, payload = parts
+            if inner_json and payload[:1] == b"{":
+                try:
+                    event = loads(payload)
+                except failed:
+                    event = None
+                if type(event) is not dict:
+                    event = payload_event(payload)
             else:
-                record.chunks.append(payload)
-                record.size += len(payload)
-            if record.size > self._max:
-                del held[stream]
-                self._on_error("too_long")
-                if not full:
-                    self._dropping.add(stream)
-                continue
+                event = payload_event(payload)
+                if event is None:
+                    continue
+            if "stream" not in event:
+                event["stream"] = "stdout" if stream == _STDOUT else "stderr"
+            if "time" not in event:
+                event["time"] = time.decode()
+            append(event)
+
+    def _chunk(self, line: bytes, out: list[Event]) -> None:
+        parsed = _split_cri(line)
+        if parsed is None:
+            self._on_error("bad_cri")
+            return
+        time, stream, full, payload = parsed
+        if self._dropping and stream in self._dropping:
             if full:
-                del held[stream]
-                self._emit(stream, record, out)
+                self._dropping.discard(stream)
+            return
+        held = self._held
+        record = held.get(stream)
+        if record is None:
+            if full:
+                _finish(self._payload(payload), _STREAM_NAMES[stream], time.decode(), out)
+                return
+            record = held[stream] = _Held(time, payload)
+        else:
+            record.chunks.append(payload)
+            record.size += len(payload)
+        if record.size > self._max:
+            del held[stream]
+            self._on_error("too_long")
+            if not full:
+                self._dropping.add(stream)
+        elif full:
+            del held[stream]
+            self._emit(stream, record, out)
 
     def _emit(self, stream: bytes, record: _Held, out: list[Event]) -> None:
-        _finish(
-            self._payload(b"".join(record.chunks)),
-            _STREAM_NAMES[stream],
-            record.time.decode("ascii", "replace"),
-            out,
-        )
+        payload = b"".join(record.chunks)
+        _finish(self._payload(payload), _STREAM_NAMES[stream], record.time.decode(), out)
 
     def flush(self, out: list[Event]) -> None:
         held, self._held = self._held, {}
@@ -465,14 +500,16 @@ class DockerDecoder(Decoder):
 
     Docker splits output lines longer than 16 KiB into several records; all but the last
     lack the trailing newline in `log`, so records are joined (per stream) until one ends
-    with `\\n`. Sizes are counted in characters of the decoded `log` text.
+    with `\\n`. Sizes are counted in characters of the decoded `log` text. As for CRI, a
+    whole record while no stream holds or discards a record is decoded inline.
     """
 
-    __slots__ = ("_dropping", "_held", "_max", "_payload")
+    __slots__ = ("_dropping", "_held", "_inner_json", "_max", "_payload")
 
     def __init__(self, cfg: SourceConfig, on_error: OnError) -> None:
         super().__init__(on_error)
         self._payload = _payload_decoder(cfg, on_error)
+        self._inner_json = cfg.inner_format == "json"
         self._max = cfg.max_line_bytes
         self._held: dict[str | None, _Held] = {}
         self._dropping: set[str | None] = set()
@@ -481,7 +518,11 @@ class DockerDecoder(Decoder):
         loads = orjson.loads
         failed = orjson.JSONDecodeError
         payload_event = self._payload
+        inner_json = self._inner_json
         held = self._held
+        dropping = self._dropping
+        append = out.append
+        str_ = str
         for line in lines:
             try:
                 rec = loads(line)
@@ -495,37 +536,59 @@ class DockerDecoder(Decoder):
             stream = rec.get("stream")
             time = rec.get("time")
             if (
-                type(log) is not str
-                or (stream is not None and type(stream) is not str)
-                or (time is not None and type(time) is not str)
+                type(log) is not str_
+                or (stream is not None and type(stream) is not str_)
+                or (time is not None and type(time) is not str_)
             ):
                 self._on_error("bad_docker")
                 continue
-            full = log.endswith("\n")
-            if full:
-                log = log[:-1]
-            if self._dropping and stream in self._dropping:
-                if full:
-                    self._dropping.discard(stream)
+            if held or dropping or not log.endswith("\n"):
+                self._chunk(log, stream, time, out)
                 continue
-            record = held.get(stream)
-            if record is None:
-                if full:
-                    _finish(payload_event(log), stream, time, out)
-                    continue
-                record = held[stream] = _Held(time, log)
+            log = log[:-1]
+            if inner_json and log[:1] == "{":
+                try:
+                    event = loads(log)
+                except failed:
+                    event = None
+                if type(event) is not dict:
+                    event = payload_event(log)
             else:
-                record.chunks.append(log)
-                record.size += len(log)
-            if record.size > self._max:
-                del held[stream]
-                self._on_error("too_long")
-                if not full:
-                    self._dropping.add(stream)
-                continue
+                event = payload_event(log)
+                if event is None:
+                    continue
+            if stream is not None and "stream" not in event:
+                event["stream"] = stream
+            if time is not None and "time" not in event:
+                event["time"] = time
+            append(event)
+
+    def _chunk(self, log: str, stream: str | None, time: str | None, out: list[Event]) -> None:
+        full = log.endswith("\n")
+        if full:
+            log = log[:-1]
+        if self._dropping and stream in self._dropping:
             if full:
-                del held[stream]
-                _finish(payload_event("".join(record.chunks)), stream, record.time, out)
+                self._dropping.discard(stream)
+            return
+        held = self._held
+        record = held.get(stream)
+        if record is None:
+            if full:
+                _finish(self._payload(log), stream, time, out)
+                return
+            record = held[stream] = _Held(time, log)
+        else:
+            record.chunks.append(log)
+            record.size += len(log)
+        if record.size > self._max:
+            del held[stream]
+            self._on_error("too_long")
+            if not full:
+                self._dropping.add(stream)
+        elif full:
+            del held[stream]
+            _finish(self._payload("".join(record.chunks)), stream, record.time, out)
 
     def flush(self, out: list[Event]) -> None:
         held, self._held = self._held, {}

@@ -9,9 +9,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.decode import REASONS
+from agent.decode import REASONS, CRIDecoder, DockerDecoder
 from agent.events import Event
-from tests.decode_support import Run
+from tests.decode_support import Run, source
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FORMATS = ["json", "cri", "docker", "logfmt", "regex", "auto"]
@@ -22,10 +22,14 @@ line_bytes = st.binary(max_size=120).map(lambda b: b.replace(b"\n", b""))
 # Lines close enough to each format to reach past its first check.
 cri_lines = st.builds(
     lambda time, stream, tag, payload: b" ".join([time, stream, tag, payload]),
-    st.sampled_from([b"2026-11-23T09:30:05.1Z", b"2026-11-23T09:30:05Z", b"2026-", b"x" * 20]),
-    st.sampled_from([b"stdout", b"stderr", b"stdin", b""]),
-    st.sampled_from([b"P", b"F", b"P:x", b"F:", b"X", b"PF"]),
-    st.one_of(line_bytes, st.sampled_from([b'{"a": 1}', b'{"a": ', b"  ", b"", b"[1]"])),
+    st.sampled_from([b"2026-11-23T09:30:05.1Z"] * 4 + [b"2026-11-23T09:30:05+02:00", b"2026-"]),
+    st.sampled_from([b"stdout", b"stderr"] * 3 + [b"stdin", b""]),
+    st.sampled_from([b"P", b"F"] * 3 + [b"P:x", b"F:", b"X", b"PF"]),
+    st.one_of(
+        line_bytes,
+        st.sampled_from([b'{"a": 1}', b'{"a": ', b"  ", b"", b"[1]"]),
+        st.sampled_from([b"x" * 40, b"y" * 70]),  # past max_line_bytes=64 alone or joined
+    ),
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(),
@@ -41,6 +45,8 @@ docker_lines = st.builds(
         st.integers(-9, 9),
         st.text(max_size=40),
         st.text(max_size=40).map(lambda s: s + "\n"),
+        st.sampled_from(["x" * 40, "y" * 70]),
+        st.sampled_from(["z" * 40 + "\n", "w" * 70 + "\n"]),
     ),
     st.sampled_from(["stdout", "stderr", None, 1]),
     st.sampled_from(["2026-11-23T09:30:05Z", None, 5]),
@@ -214,3 +220,80 @@ def test_json_batch_fast_path_agrees_with_the_line_by_line_loop(
     for batch in split(lines, cuts):
         run.decoder.decode(batch, out)
     assert out == [{"earlier": 1}, {"earlier": 2}, *line_by_line_json(lines)[0]]
+
+
+class SlowCRI(CRIDecoder):
+    """Every line through the general chunk path: the model the inline fast path must match."""
+
+    __slots__ = ()
+
+    def decode(self, lines: list[bytes], out: list[Event]) -> None:
+        for line in lines:
+            self._chunk(line, out)
+
+
+class SlowDocker(DockerDecoder):
+    __slots__ = ()
+
+    def decode(self, lines: list[bytes], out: list[Event]) -> None:
+        for line in lines:
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                self._on_error("empty" if not line.strip() else "bad_docker")
+                continue
+            if type(rec) is not dict:
+                self._on_error("bad_docker")
+                continue
+            log, stream, time = rec.get("log"), rec.get("stream"), rec.get("time")
+            if not (
+                type(log) is str
+                and (stream is None or type(stream) is str)
+                and (time is None or type(time) is str)
+            ):
+                self._on_error("bad_docker")
+                continue
+            self._chunk(log, stream, time, out)
+
+
+def run_decoder(
+    decoder_class: type[CRIDecoder] | type[DockerDecoder],
+    format: str,
+    inner: str,
+    batches: list[list[bytes]],
+) -> tuple[list[Event], Counter[str]]:
+    errors: Counter[str] = Counter()
+    cfg = source(format, inner_format=inner, regex=REGEX, max_line_bytes=64)
+    decoder = decoder_class(cfg, lambda reason: errors.update([reason]))
+    out: list[Event] = []
+    for batch in batches:
+        decoder.decode(batch, out)
+    decoder.flush(out)
+    return out, errors
+
+
+cri_file = st.lists(
+    st.one_of(cri_lines, cri_lines, cri_lines, docker_lines, line_bytes), max_size=30
+)
+docker_file = st.lists(
+    st.one_of(docker_lines, docker_lines, docker_lines, cri_lines, line_bytes), max_size=30
+)
+inner_formats = st.sampled_from(["json", "logfmt", "regex", "text"])
+
+
+@FUZZ
+@given(cri_file, inner_formats, st.lists(st.integers(min_value=0), max_size=5))
+def test_cri_fast_path_agrees_with_the_chunk_path(
+    lines: list[bytes], inner: str, cuts: list[int]
+) -> None:
+    expected = run_decoder(SlowCRI, "cri", inner, [lines])
+    assert run_decoder(CRIDecoder, "cri", inner, split(lines, cuts)) == expected
+
+
+@FUZZ
+@given(docker_file, inner_formats, st.lists(st.integers(min_value=0), max_size=5))
+def test_docker_fast_path_agrees_with_the_chunk_path(
+    lines: list[bytes], inner: str, cuts: list[int]
+) -> None:
+    expected = run_decoder(SlowDocker, "docker", inner, [lines])
+    assert run_decoder(DockerDecoder, "docker", inner, split(lines, cuts)) == expected
