@@ -7,11 +7,13 @@ import hashlib
 import hmac
 import itertools
 import logging
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 
 from agent.selfmetrics import SelfMetrics
@@ -282,3 +284,33 @@ async def test_console_logs_notification_as_json(
     record = next(r for r in caplog.records if r.name == "chatwatch.notify.console")
     assert record.getMessage() == "[FIRING:1] Demo"
     assert record.__dict__["notification"]["alerts"][0]["labels"] == {"alertname": "Demo"}
+
+
+async def test_email_with_implicit_tls(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, ssl_context=ctx)
+    controller.start()
+    try:
+        cfg = alerting(f"""
+route: {{receiver: mail}}
+receivers:
+  - name: mail
+    email_configs:
+      - to: a@example.org
+        from: b@example.org
+        smarthost: "127.0.0.1:{port}"
+        implicit_tls: true
+        tls_config: {{ca_file: {ca_file}}}
+""")
+        async with running(cfg, tmp_path) as n:
+            n.send([fire("Smtps", time.time())], time.time())
+            await wait_for(lambda: mailbox.messages, what="email over implicit TLS")
+    finally:
+        controller.stop()
+    assert mailbox.messages[0]["Subject"] == "[FIRING:1] Smtps"

@@ -82,6 +82,8 @@ class EmailConfig(_Integration):
     hello: str = "localhost"
     auth_username: str | None = None
     auth_password: SecretStr | None = None
+    implicit_tls: bool | None = None
+    """TLS from the first byte (SMTPS). Default: true when the port is 465."""
     require_tls: bool = True
     """Upgrade with STARTTLS and fail if the server does not offer it (Alertmanager's default)."""
     tls_config: TLSConfig = TLSConfig()

@@ -104,7 +104,7 @@ class Email:
     async def notify(self, notification: Notification) -> Result:
         cfg = self.cfg
         password = cfg.auth_password.get_secret_value() if cfg.auth_password else ""
-        implicit = self.port == 465
+        implicit = cfg.implicit_tls if cfg.implicit_tls is not None else self.port == 465
         smtp = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
