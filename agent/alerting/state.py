@@ -128,23 +128,32 @@ class AlertingRule:
         """Advance every alert to `now` given the rule's result; returns the changes."""
         seen: dict[LabelSet, ActiveAlert] = {}
         for sample in vector:
-            alert = self._alert_for(sample, now)
-            key = tuple(sorted(alert.labels.items()))
+            series = dict(sample.labels)  # templates see __name__ too, as in Prometheus
+            value = float(sample.value)
+            labels = self._labels_for(series, value)
+            key = tuple(sorted(labels.items()))
             if key in seen:
                 raise EvalError(
                     "vector contains metrics with the same labelset after applying alert labels"
                 )
-            seen[key] = alert
-
-        changes: list[Change] = []
-        for key, new in seen.items():
             current = self.active.get(key)
             if current is not None and current.state != "inactive":
-                current.value = new.value
-                current.annotations = new.annotations
+                # the same alert: new value, annotations rendered again (unless unchanged)
+                if not _same(current.value, value):
+                    current.value = value
+                    current.annotations = self._annotations_for(series, value)
+                seen[key] = current
                 continue
-            self.active[key] = new  # a new alert, or one that resolved and came back
+            # a new alert, or one that resolved and came back
+            seen[key] = self.active[key] = ActiveAlert(
+                labels=labels,
+                annotations=self._annotations_for(series, value),
+                state="pending",
+                value=value,
+                active_at=now,
+            )
 
+        changes: list[Change] = []
         for key, alert in list(self.active.items()):
             if key not in seen:
                 keep_firing = False
@@ -179,21 +188,19 @@ class AlertingRule:
                 alert.fired_at = now
         return changes
 
-    def _alert_for(self, sample: Sample, now: float) -> ActiveAlert:
-        series = dict(sample.labels)  # templates see __name__ too, as in Prometheus
-        value = float(sample.value)
+    def _labels_for(self, series: dict[str, str], value: float) -> dict[str, str]:
         labels = {k: v for k, v in series.items() if k != "__name__"}
         for name, tmpl in self.labels.items():
             labels[name] = tmpl.expand(series, value, self.external_labels, self.external_url)
         labels = {k: v for k, v in labels.items() if v != ""}
         labels["alertname"] = self.name
-        annotations = {
+        return labels
+
+    def _annotations_for(self, series: dict[str, str], value: float) -> dict[str, str]:
+        return {
             name: tmpl.expand(series, value, self.external_labels, self.external_url)
             for name, tmpl in self.annotations.items()
         }
-        return ActiveAlert(
-            labels=labels, annotations=annotations, state="pending", value=value, active_at=now
-        )
 
     # -- views ----------------------------------------------------------------------------
 
@@ -233,6 +240,10 @@ class AlertingRule:
         self.last_error = old.last_error
         self.last_evaluation = old.last_evaluation
         self.evaluation_time = old.evaluation_time
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (a != a and b != b)
 
 
 def _sort_key(a: ActiveAlert) -> tuple[tuple[str, str], ...]:

@@ -1447,24 +1447,7 @@ class _Exec:
         args = [self.term(t, dot) for t in arg_terms]
         if piped:
             args.append(final)
-        fn = _FUNCS[name]
-        if name in ("eq", "ne", "lt", "le", "gt", "ge"):
-            return _compare(name, args)
-        for k, ptype in enumerate(fn.params):
-            if ptype == "string" and not isinstance(args[k], str):
-                if args[k] is MISSING:
-                    raise TemplateError(f"error calling {name}: invalid value; expected string")
-                raise TemplateError(
-                    f"wrong type for value; expected string; got {_go_type(args[k])}"
-                )
-        if fn.variadic and fn.params == ("string",) and name == "printf":
-            args = [a if a is not MISSING else None for a in args]
-        try:
-            return fn.call(*args)
-        except TemplateError:
-            raise
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise TemplateError(f"error calling {name}: {exc}") from None
+        return _call(name, args)
 
     def term(self, term: _Term, dot: Any) -> Any:
         if term.kind == "literal":
@@ -1484,32 +1467,141 @@ class _Exec:
         return self.fields(self.pipe(term.pipe, dot), term.chain)
 
     def fields(self, value: Any, chain: Sequence[str]) -> Any:
-        for name in chain:
-            if isinstance(value, _AlertData):
-                if name not in _DATA_FIELDS:
-                    raise TemplateError(f"can't evaluate field {name} in type template.Data")
-                value = getattr(value, name)
-            elif isinstance(value, Mapping):
-                # Prometheus expands alert templates with missingkey=zero: an absent
-                # label is "", not "<no value>"
-                value = value.get(name, "")
-            elif value is MISSING or value is None:
-                raise TemplateError(f"nil pointer evaluating {name}")
-            else:
-                raise TemplateError(f"can't evaluate field {name} in type {_go_type(value)}")
-        return value
+        return _fields(value, chain)
+
+
+def _call(name: str, args: list[Any]) -> Any:
+    """Call template function `name` with evaluated arguments, with Go's type checks."""
+    fn = _FUNCS[name]
+    if name in ("eq", "ne", "lt", "le", "gt", "ge"):
+        return _compare(name, args)
+    for k, ptype in enumerate(fn.params):
+        if ptype == "string" and not isinstance(args[k], str):
+            if args[k] is MISSING:
+                raise TemplateError(f"error calling {name}: invalid value; expected string")
+            raise TemplateError(f"wrong type for value; expected string; got {_go_type(args[k])}")
+    if name == "printf":
+        args = [a if a is not MISSING else None for a in args]
+    try:
+        return fn.call(*args)
+    except TemplateError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise TemplateError(f"error calling {name}: {exc}") from None
+
+
+def _fields(value: Any, chain: Sequence[str]) -> Any:
+    for name in chain:
+        if isinstance(value, _AlertData):
+            if name not in _DATA_FIELDS:
+                raise TemplateError(f"can't evaluate field {name} in type template.Data")
+            value = getattr(value, name)
+        elif isinstance(value, Mapping):
+            # Prometheus expands alert templates with missingkey=zero: an absent
+            # label is "", not "<no value>"
+            value = value.get(name, "")
+        elif value is MISSING or value is None:
+            raise TemplateError(f"nil pointer evaluating {name}")
+        else:
+            raise TemplateError(f"can't evaluate field {name} in type {_go_type(value)}")
+    return value
+
+
+_Getter = Callable[[_AlertData], Any]
+_VAR_ATTR = {
+    "$": None,
+    "$labels": "Labels",
+    "$externalLabels": "ExternalLabels",
+    "$externalURL": "ExternalURL",
+    "$value": "Value",
+}
+
+
+def _fast_term(term: _Term) -> _Getter | None:
+    """A getter for a term that needs no interpreter state (literals, predefined data)."""
+    if term.kind == "literal":
+        value = term.value
+        return lambda data: value
+    chain = term.chain
+    if term.kind == "var" and term.name in _VAR_ATTR:
+        attr = _VAR_ATTR[term.name]
+        if attr is None:
+            return lambda data: _fields(data, chain)
+        if not chain:
+            return lambda data: getattr(data, attr)
+        if len(chain) == 1 and attr in ("Labels", "ExternalLabels"):
+            key = chain[0]
+            return lambda data: getattr(data, attr).get(key, "")
+        return lambda data: _fields(getattr(data, attr), chain)
+    if term.kind == "field":
+        return lambda data: _fields(data, chain)
+    return None
+
+
+def _fast_action(pipe: _Pipe) -> Callable[[_AlertData], str] | None:
+    """The same evaluation as _Exec for the common pipelines (`$labels.x`, `$value |
+    humanize`, `printf "%.2f" $value`), without building interpreter state per render."""
+    if pipe.decl:
+        return None
+    steps: list[tuple[str | None, list[_Getter]]] = []
+    for n, cmd in enumerate(pipe.cmds):
+        first = cmd.args[0]
+        if first.kind != "func":
+            if n > 0 or len(cmd.args) > 1:
+                return None
+            getter = _fast_term(first)
+            if getter is None:
+                return None
+            steps.append((None, [getter]))
+            continue
+        if first.name not in _FUNCS or first.name in ("and", "or"):
+            return None
+        getters = [_fast_term(t) for t in cmd.args[1:]]
+        if any(g is None for g in getters):
+            return None
+        steps.append((first.name, [g for g in getters if g is not None]))
+
+    def run(data: _AlertData) -> str:
+        value: Any = MISSING
+        for n, (name, getters) in enumerate(steps):
+            if name is None:
+                value = getters[0](data)
+                continue
+            args = [g(data) for g in getters]
+            if n > 0:
+                args.append(value)
+            value = _call(name, args)
+        return go_print(value)
+
+    return run
+
+
+def _compile_fast(nodes: list[_Node]) -> list[str | Callable[[_AlertData], str]] | None:
+    parts: list[str | Callable[[_AlertData], str]] = []
+    for node in nodes:
+        if isinstance(node, _Text):
+            parts.append(node.text)
+        elif isinstance(node, _Action):
+            fn = _fast_action(node.pipe)
+            if fn is None:
+                return None
+            parts.append(fn)
+        else:
+            return None
+    return parts
 
 
 class Template:
     """A parsed alert template. Parsing raises TemplateError; rendering returns text."""
 
-    __slots__ = ("_nodes", "_static_text", "is_static", "text")
+    __slots__ = ("_fast", "_nodes", "_static_text", "is_static", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._nodes = _Parser(text).parse()
         self.is_static = all(isinstance(n, _Text) for n in self._nodes)
         self._static_text = "".join(n.text for n in self._nodes if isinstance(n, _Text))
+        self._fast = _compile_fast(self._nodes)
 
     def render(
         self,
@@ -1522,6 +1614,8 @@ class Template:
         if self.is_static:
             return self._static_text
         data = _AlertData(labels, external_labels or {}, external_url, float(value))
+        if self._fast is not None:
+            return "".join(part if isinstance(part, str) else part(data) for part in self._fast)
         out: list[str] = []
         _Exec(data).run(self._nodes, data, out)
         return "".join(out)
