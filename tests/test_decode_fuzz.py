@@ -22,7 +22,10 @@ line_bytes = st.binary(max_size=120).map(lambda b: b.replace(b"\n", b""))
 # Lines close enough to each format to reach past its first check.
 cri_lines = st.builds(
     lambda time, stream, tag, payload: b" ".join([time, stream, tag, payload]),
-    st.sampled_from([b"2026-11-23T09:30:05.1Z"] * 4 + [b"2026-11-23T09:30:05+02:00", b"2026-"]),
+    st.sampled_from(
+        [b"2026-11-23T09:30:05.1Z"] * 4
+        + [b"2026-11-23T09:30:05+02:00", b"2026-", b"2026-11-23T09:30:05.\xff", b"x" * 20]
+    ),
     st.sampled_from([b"stdout", b"stderr"] * 3 + [b"stdin", b""]),
     st.sampled_from([b"P", b"F"] * 3 + [b"P:x", b"F:", b"X", b"PF"]),
     st.one_of(
