@@ -1,7 +1,8 @@
 """Fault: the webhook receiver is down for a while, then comes back.
 
-The issue asks for 60 s; this uses the same code path with a 6 s outage (the backoff cap
-is lowered to 1 s so the test does not wait a minute for the next try). Every state
+The issue asks for 60 s; by default this uses the same code path with a 6 s outage (the
+backoff cap is lowered to 1 s so the test does not wait a minute for the next try).
+`CHATWATCH_TEST_OUTAGE=60` runs the full minute. Every state
 change made during the outage must arrive once, in order per alert group, and the agent
 must keep taking alerts without blocking.
 """
@@ -9,6 +10,7 @@ must keep taking alerts without blocking.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -18,9 +20,9 @@ from agent.alerts import Alert
 from agent.selfmetrics import SelfMetrics
 from tests.notify_support import HookServer, alerting, fire, metric, resolve, running, wait_for
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(180)
 
-OUTAGE = 6.0
+OUTAGE = float(os.environ.get("CHATWATCH_TEST_OUTAGE", "6"))
 
 
 async def test_receiver_down_then_up_delivers_every_change_once_in_order(tmp_path: Path) -> None:
