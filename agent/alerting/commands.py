@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--timestamp-format",
         default="auto",
         help="rfc3339, unix, unix_ms, a strptime format such as '%%d/%%b/%%Y:%%H:%%M:%%S %%z', "
-        "or auto (numbers: unix seconds or ms; text: RFC 3339)",
+        "or auto (numbers: unix seconds or ms; text: ISO 8601, UTC unless it says otherwise)",
     )
     p.add_argument("--source", default=None, help="source whose format decodes the logs")
     p.add_argument(
@@ -221,7 +221,19 @@ def timestamp_parser(fmt: str) -> Callable[[Any], float | None]:
     if fmt == "auto":
         from agent.extract import event_time
 
-        return event_time
+        fromiso = datetime.datetime.fromisoformat
+        utc = datetime.UTC
+
+        def auto(value: Any) -> float | None:
+            if value.__class__ is str:  # ISO 8601 first: the common case, and no exception
+                try:
+                    t = fromiso(value)
+                except ValueError:
+                    return event_time(value)
+                return (t if t.tzinfo is not None else t.replace(tzinfo=utc)).timestamp()
+            return event_time(value)
+
+        return auto
     if fmt in ("unix", "unix_ms"):
         scale = 1.0 if fmt == "unix" else 0.001
 

@@ -217,15 +217,15 @@ class RuleGroup:
                     rule.last_result = samples
                 else:
                     changes = rule.apply(vector, now)
-                    active = len(rule.active_alerts())
-                    if self.limit and active > self.limit:
+                    active = len(rule.active_alerts()) if self.limit else 0
+                    if active > self.limit:
                         rule.active.clear()  # as Prometheus: no alerts rather than some
                         raise EvalError(f"exceeded limit of {self.limit} with {active} alerts")
                     self.last_changes.extend(changes)
                 rule.health, rule.last_error = "ok", ""
             except Exception as exc:
                 rule.health, rule.last_error = "err", str(exc) or type(exc).__name__
-            if isinstance(rule, AlertingRule):
+            if isinstance(rule, AlertingRule) and rule.active:
                 # ALERTS right after each alerting rule, so later rules in the group see them
                 alerts.extend(rule.alerts_to_send())
                 series = [(_key({**lb, "__name__": "ALERTS"}), v) for lb, v in rule.alerts_series()]
