@@ -201,6 +201,25 @@ def _unescape(value: str) -> str:
 
 def parse_logfmt(text: str) -> Event | None:
     """`key=value ...` -> fields; None when the text holds no `key=value` pair."""
+    if '"' in text:
+        return _parse_logfmt_quoted(text)
+    # No quotes: every whitespace-separated token is `key`, `key=` or `key=value` (after
+    # any leading `=`, which cannot start a key), exactly as the general pattern reads it.
+    event: Event = {}
+    pairs = False
+    for token in text.split():
+        key, eq, value = token.lstrip("=").partition("=")
+        if not key:
+            continue
+        if eq:
+            event[key] = value
+            pairs = True
+        else:
+            event[key] = True
+    return event if pairs else None
+
+
+def _parse_logfmt_quoted(text: str) -> Event | None:
     event: Event = {}
     pairs = False
     for m in _LOGFMT_PAIR.finditer(text):

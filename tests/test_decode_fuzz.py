@@ -9,7 +9,13 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.decode import REASONS, CRIDecoder, DockerDecoder
+from agent.decode import (
+    REASONS,
+    CRIDecoder,
+    DockerDecoder,
+    _parse_logfmt_quoted,
+    parse_logfmt,
+)
 from agent.events import Event
 from tests.decode_support import Run, source
 
@@ -300,3 +306,16 @@ def test_docker_fast_path_agrees_with_the_chunk_path(
 ) -> None:
     expected = run_decoder(SlowDocker, "docker", inner, [lines])
     assert run_decoder(DockerDecoder, "docker", inner, split(lines, cuts)) == expected
+
+
+@FUZZ
+@given(
+    st.one_of(
+        logfmt_lines.map(lambda b: b.decode("utf-8", "replace")),
+        line_bytes.map(lambda b: b.decode("utf-8", "replace")),
+        st.text(alphabet="ab=é \t\x1c\x85\xa0\u2003\u200b\ufeff\u3000\r\\", max_size=30),
+    )
+)
+def test_logfmt_without_quotes_reads_as_the_general_pattern_does(text: str) -> None:
+    text = text.replace('"', "")
+    assert parse_logfmt(text) == _parse_logfmt_quoted(text)
