@@ -132,18 +132,27 @@ alerting:
     assert "SECRET" not in cfg.model_dump_json() and "hunter2" not in cfg.model_dump_json()
 
 
-def test_config_rejects_matchers_on_root_and_bad_group_by() -> None:
+def test_config_rejects_bad_group_by() -> None:
     with pytest.raises(ConfigError) as exc:
         loads(
             BASE
             + """
 alerting:
-  route: {receiver: r, matchers: ['a="b"'], routes: [{group_by: ['...', alertname]}]}
+  route: {receiver: r, routes: [{group_by: ['...', alertname]}]}
   receivers: [{name: r}]
 """
         )
-    text = "\n".join(exc.value.problems)
-    assert "group_by" in text and "'...'" in text
+    (problem,) = exc.value.problems
+    assert "alerting.route.routes[0].group_by" in problem and "'...'" in problem
+
+
+def test_config_rejects_matchers_on_root_route() -> None:
+    with pytest.raises(ConfigError) as exc:
+        loads(
+            BASE + "alerting: {route: {receiver: r, matchers: ['a=\"b\"']}, receivers: [{name: r}]}"
+        )
+    (problem,) = exc.value.problems
+    assert "the root route must not have matchers" in problem
 
 
 def test_check_hook_reports_unreadable_ca_file(tmp_path: Any) -> None:
