@@ -15,7 +15,8 @@ Reasons (`REASONS`, pre-registered by /metrics so every counter shows from the s
 
 - `empty`         a blank (whitespace-only) line or record; counted, not silently skipped,
                   so the identity above holds.
-- `not_json`      `json`: not JSON at all (or truncated JSON).
+- `not_json`      `json`: not JSON at all (or truncated JSON). A UTF-8 byte-order mark
+                  before an object is ignored, not counted.
 - `not_object`    `json`: valid JSON but not an object (`42`, `"text"`, `[...]`).
 - `invalid_utf8`  `json`: the line is not UTF-8. JSON must be UTF-8 (RFC 8259) and orjson
                   refuses it; counted apart from `not_json` because it points at an encoding
@@ -23,11 +24,13 @@ Reasons (`REASONS`, pre-registered by /metrics so every counter shows from the s
 - `too_long`      a line longer than `max_line_bytes` (counted by the line reader), or a
                   CRI/docker record whose reassembled payload grows past `max_line_bytes`
                   (counted here, once, when it crosses the limit; the rest is discarded).
-- `bad_cri`       `cri`: not `<RFC3339 time> <stdout|stderr> <P|F> <payload>`.
+- `bad_cri`       `cri`: not `<time> <stdout|stderr> <P|F>[:tags] <payload>`, with a time
+                  shaped like RFC 3339 (`2016-10-06T00:17:09.669794202Z`).
 - `bad_docker`    `docker`: not a json-file record (an object with a string `log`).
-- `no_match`      `regex`: the line does not match `regex`.
-- `not_logfmt`    `logfmt`: no `key=value` pair on the line (a stray text line, such as a
-                  traceback, would otherwise become an event of bare words).
+- `no_match`      `regex` (or `inner_format: regex`): the text does not match `regex`.
+- `not_logfmt`    `logfmt` (or `inner_format: logfmt`): no `key=value` pair on the line
+                  (a stray text line, such as a traceback, would otherwise become an event
+                  of bare words).
 
 Rules the formats share:
 
