@@ -285,3 +285,13 @@ def test_reload_can_change_the_evaluation_interval() -> None:
     h = Harness()
     h.manager.reload(load(), evaluation_interval=5.0)
     assert h.manager.rules_api()["groups"][0]["interval"] == 5.0
+
+
+def test_schedule_survives_a_stall_and_a_clock_going_back() -> None:
+    h = Harness(RULES.replace("- name: chatbot", "- name: chatbot\n    interval: 5s"))
+    h.tick(T0, 0.0)
+    h.tick(T0 + 60, 0.0)  # the agent was stalled for a minute: evaluate now, once
+    h.tick(T0 + 61, 0.0)
+    assert [now for now, _ in h.sent] == [T0, T0 + 60]
+    h.manager.evaluate(T0 - 3600)  # the wall clock was set back an hour
+    assert h.sent[-1][0] == T0 - 3600

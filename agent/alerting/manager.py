@@ -154,10 +154,15 @@ class RuleManager:
         interval = self.interval_of(group)
         due = self._next_due.get(group.key)
         # ticks jitter a little; a group is due within 10% of its interval (max 0.5 s)
-        if due is not None and now < due - min(0.1 * interval, 0.5):
+        slack = min(0.1 * interval, 0.5)
+        if due is not None and now < due - interval - slack:
+            due = None  # the clock went back: start the schedule again from now
+        if due is not None and now < due - slack:
             return False
         nxt = due if due is not None else now
-        while nxt <= now + min(0.1 * interval, 0.5):
+        if nxt < now - interval:  # missed cycles (a stall) are skipped, not caught up
+            nxt = now
+        while nxt <= now + slack:
             nxt += interval
         self._next_due[group.key] = nxt
         return True
