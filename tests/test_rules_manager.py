@@ -178,7 +178,7 @@ def test_api_shapes_match_prometheus() -> None:
                 "annotations": {"summary": "/chat: 1.5 errors/s"},
                 "state": "pending",
                 "activeAt": rfc3339(T0 + 14),
-                "value": "1.5",
+                "value": "1.5e+00",
             }
         ]
     }
@@ -295,3 +295,10 @@ def test_schedule_survives_a_stall_and_a_clock_going_back() -> None:
     assert [now for now, _ in h.sent] == [T0, T0 + 60]
     h.manager.evaluate(T0 - 3600)  # the wall clock was set back an hour
     assert h.sent[-1][0] == T0 - 3600
+
+
+def test_api_values_are_formatted_as_prometheus_does() -> None:
+    from agent.alerting.state import format_value
+
+    got = [format_value(v) for v in (1.5, 5.0, 0.0, -0.000123, 1234567.891, float("nan"))]
+    assert got == ["1.5e+00", "5e+00", "0e+00", "-1.23e-04", "1.234567891e+06", "NaN"]

@@ -613,14 +613,14 @@ def _labels_text(labels: Mapping[str, str]) -> str:
 
 
 def format_entry(e: TimelineEntry) -> str:
-    from agent.alerting.state import format_value
+    from agent.alerting.template import go_float
     from agent.configtypes import format_duration
 
     line = f"{_iso(e.ts)}  {e.kind.upper():<8}  {_labels_text(e.labels)}"
     if e.kind == "resolved" and e.since is not None:
         line += f"  after {format_duration(e.ts - e.since)}"
     else:
-        line += f"  value={format_value(e.value)}"
+        line += f"  value={go_float(e.value)}"
     summary = e.annotations.get("summary")
     if summary and e.kind != "resolved":
         line += f"  summary={summary!r}"

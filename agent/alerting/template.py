@@ -46,7 +46,8 @@ class TemplateError(ValueError):
 
 
 class _Missing:
-    """Go's invalid reflect.Value: a map lookup of an absent key. Prints `<no value>`."""
+    """Go's invalid reflect.Value (what a pipeline holds before its first command; an
+    absent label is "" since Prometheus uses missingkey=zero). Prints `<no value>`."""
 
     _instance: _Missing | None = None
 
