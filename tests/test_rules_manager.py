@@ -197,7 +197,6 @@ def test_api_shapes_match_prometheus() -> None:
         "health": "ok",
         "evaluationTime": record["evaluationTime"],
         "lastEvaluation": "2023-11-14T22:13:34Z",
-        "labels": {},
         "type": "recording",
     }
     assert alert["type"] == "alerting"

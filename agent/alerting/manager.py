@@ -287,7 +287,10 @@ class RuleManager:
                         }
                     )
                 else:
-                    rules.append({**common, "labels": dict(r.labels), "type": "recording"})
+                    recording = {**common, "type": "recording"}
+                    if r.labels:  # `labels,omitempty` in Prometheus' recording rules
+                        recording["labels"] = dict(r.labels)
+                    rules.append(recording)
             out.append(
                 {
                     "name": g.name,
