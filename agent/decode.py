@@ -646,6 +646,12 @@ def _detect(line: bytes) -> str | None:
 
 
 class AutoDecoder(Decoder):
+    """Finds a file's format on its first recognisable line, then hands every line to it.
+
+    One per file, like every decoder, so a source globbing plain JSON logs and container
+    logs together decodes each file in its own format.
+    """
+
     __slots__ = ("_cfg", "_found")
 
     def __init__(self, cfg: SourceConfig, on_error: OnError) -> None:
