@@ -8,6 +8,7 @@ notifier, the /api/v1/alerts and /api/v1/rules data, and chatwatch's own metrics
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -301,3 +302,64 @@ def test_api_values_are_formatted_as_prometheus_does() -> None:
 
     got = [format_value(v) for v in (1.5, 5.0, 0.0, -0.000123, 1234567.891, float("nan"))]
     assert got == ["1.5e+00", "5e+00", "0e+00", "-1.23e-04", "1.234567891e+06", "NaN"]
+
+
+def test_firing_alert_survives_a_restart_with_the_same_start(tmp_path: Path) -> None:
+    h = Harness()
+    for i in range(20):
+        h.tick(T0 + i, 0.0 if i < 12 else 5.0)
+    [before] = h.sent[-1][1]
+    h.manager.save_state(tmp_path / "alerts.json", T0 + 19)
+
+    restarted = Harness()  # a new process: new rules, empty history
+    assert restarted.manager.restore_state(tmp_path / "alerts.json", T0 + 30) == 1
+    restarted.count = 100.0
+    for i in range(30, 42):
+        restarted.tick(T0 + i, 5.0)
+    [after] = restarted.sent[-1][1]
+    assert after.ends_at is None
+    assert after.starts_at == before.starts_at == T0 + 17  # the same alert, not a new one
+
+
+def test_downtime_does_not_count_toward_for(tmp_path: Path) -> None:
+    text = "groups: [{name: g, rules: [{alert: A, expr: vector(1), for: 10s}]}]"
+    h = Harness(text)
+    for i in range(5):
+        h.tick(T0 + i, 0.0)
+    h.manager.save_state(tmp_path / "alerts.json", T0 + 4)
+    restarted = Harness(text)
+    assert restarted.manager.restore_state(tmp_path / "alerts.json", T0 + 104) == 1
+    restarted.tick(T0 + 104, 0.0)
+    assert restarted.states() == ["pending"]  # 4 s of `for` done before the restart
+    restarted.tick(T0 + 109, 0.0)
+    assert restarted.states() == ["pending"]
+    restarted.tick(T0 + 110, 0.0)
+    assert restarted.states() == ["firing"]
+
+
+def test_state_of_a_changed_rule_or_an_unreadable_file_is_not_restored(tmp_path: Path) -> None:
+    h = Harness("groups: [{name: g, rules: [{alert: A, expr: vector(1), for: 1m}]}]")
+    h.tick(T0, 0.0)
+    path = tmp_path / "alerts.json"
+    h.manager.save_state(path, T0)
+    changed = Harness("groups: [{name: g, rules: [{alert: A, expr: vector(2), for: 1m}]}]")
+    assert changed.manager.restore_state(path, T0 + 1) == 0
+    path.write_text("{not json")
+    assert Harness().manager.restore_state(path, T0) == 0
+    assert Harness().manager.restore_state(tmp_path / "missing.json", T0) == 0
+
+
+def test_restored_alert_resolves_once_the_history_has_refilled(tmp_path: Path) -> None:
+    h = Harness()
+    for i in range(20):
+        h.tick(T0 + i, 0.0 if i < 12 else 5.0)
+    h.manager.save_state(tmp_path / "alerts.json", T0 + 19)
+    restarted = Harness()
+    restarted.manager.restore_state(tmp_path / "alerts.json", T0 + 30)
+    resolved_at = None
+    for i in range(30, 400):
+        for alert in restarted.tick(T0 + i, 0.0):  # the errors stopped while we were down
+            if alert.ends_at is not None and resolved_at is None:
+                resolved_at = alert.ends_at
+    # the rule reads a 5-minute lookback (instant selector): held until then, not longer
+    assert resolved_at == T0 + 30 + 300

@@ -113,6 +113,8 @@ class AlertingRule:
     last_error: str = ""
     last_evaluation: float | None = None
     evaluation_time: float = 0.0
+    restored_until: float = 0.0
+    """After a restart, alerts restored from disk are not resolved before this time."""
 
     @property
     def identity(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:
@@ -157,6 +159,8 @@ class AlertingRule:
         changes: list[Change] = []
         for key, alert in list(self.active.items()):
             if key not in seen:
+                if now < self.restored_until and alert.state != "inactive":
+                    continue  # just restarted, the history is refilling: absence proves nothing
                 keep_firing = False
                 if alert.state == "firing" and self.keep_firing_for > 0:
                     if alert.keep_firing_since is None:
@@ -241,6 +245,7 @@ class AlertingRule:
         self.last_error = old.last_error
         self.last_evaluation = old.last_evaluation
         self.evaluation_time = old.evaluation_time
+        self.restored_until = old.restored_until
 
 
 def _same(a: float, b: float) -> bool:
