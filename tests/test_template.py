@@ -252,3 +252,9 @@ def test_go_comparison_and_integer_quirks() -> None:
     ) == ("true true false")
     # int64(1e21) is MinInt64 in Go, and Go's % and / truncate toward zero
     assert humanize_duration(1e21) == "-106751991167300d -15h -30m -8s"
+
+
+def test_to_time_prints_as_go_time() -> None:
+    assert (
+        render("{{ $value | toTime }}", value=1435065584.128) == "2015-06-23 13:19:44.128 +0000 UTC"
+    )

@@ -306,6 +306,8 @@ def go_print(value: Any) -> str:
         return "{" + " ".join(go_print(p) for p in parts) + "}"
     if isinstance(value, list | tuple):
         return "[" + " ".join(go_print(v) for v in value) + "]"
+    if isinstance(value, datetime.datetime):
+        return _go_time_string(value)
     return str(value)
 
 
