@@ -234,3 +234,19 @@ def test_format_entry_of_a_resolve() -> None:
 
     e = TimelineEntry(T0 + 90, "resolved", {"alertname": "A", "route": "/x"}, 1.0, {}, T0)
     assert format_entry(e) == '2026-01-01T00:01:30Z  RESOLVED  A{route="/x"}  after 1m30s'
+
+
+def test_cri_logs_use_the_runtime_timestamp(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    cfg.write_text(
+        cfg.read_text().replace('paths: ["/var/log/bot/*.log"]', "paths: [x]\n    format: cri")
+    )
+    lines = []
+    for ts, depth in BACKLOG:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{round(ts % 1 * 1e9):09d}Z"
+        lines.append(f"{stamp} stdout F " + json.dumps({"event": "queue", "depth": depth}))
+    log = tmp_path / "0.log"
+    log.write_text("\n".join(lines) + "\n")
+    r = replay(cfg, [log])  # default timestamp fields: ts, then the runtime's `time`
+    assert [t for t, kind, _ in timeline(r) if kind == "firing"] == [71.0]
+    assert r.stats.no_timestamp == 0

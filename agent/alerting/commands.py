@@ -67,7 +67,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("-c", "--config", required=True, help="config file (YAML)")
     p.add_argument("logs", nargs="+", metavar="LOG", help="log files (.gz allowed; - is stdin)")
     p.add_argument(
-        "--timestamp-field", default="ts", help="event field holding the time (dots nest)"
+        "--timestamp-field",
+        default=None,
+        help="event field holding the time (dots nest); default: the first of ts, time, "
+        "timestamp, @timestamp that the event has (cri/docker logs carry `time`)",
     )
     p.add_argument(
         "--timestamp-format",
@@ -278,7 +281,20 @@ def timestamp_parser(fmt: str) -> Callable[[Any], float | None]:
     )
 
 
-def _field_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
+DEFAULT_TIMESTAMP_FIELDS = ("ts", "time", "timestamp", "@timestamp")
+
+
+def _first_field(event: Mapping[str, Any]) -> Any:
+    for name in DEFAULT_TIMESTAMP_FIELDS:
+        value = event.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def _field_getter(path: str | None) -> Callable[[Mapping[str, Any]], Any]:
+    if path is None:
+        return _first_field
     parts = path.split(".")
     if len(parts) == 1:
         return lambda event: event.get(path)
@@ -414,7 +430,7 @@ class Replay:
         cfg: Config,
         groups: list[RuleGroup],
         *,
-        timestamp_field: str = "ts",
+        timestamp_field: str | None = None,
         timestamp_format: str = "auto",
         source: str | None = None,
         evaluation_interval: float | None = None,
@@ -675,7 +691,8 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if stats.decode_errors:
         skipped.append(f"{stats.decode_errors} lines could not be decoded")
     if stats.no_timestamp:
-        skipped.append(f"{stats.no_timestamp} events had no usable {args.timestamp_field!r}")
+        field_name = args.timestamp_field or "/".join(DEFAULT_TIMESTAMP_FIELDS)
+        skipped.append(f"{stats.no_timestamp} events had no usable {field_name!r}")
     if stats.out_of_order:
         skipped.append(f"{stats.out_of_order} events were out of order (taken at the latest time)")
     for s in skipped:
