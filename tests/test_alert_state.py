@@ -180,12 +180,12 @@ def test_two_series_mapping_to_the_same_alert_is_an_error() -> None:
 
 def test_alerts_and_for_state_series() -> None:
     rule = make_rule(hold=10.0)
-    rule.apply([S(ERR, 5.0)], now=100.0)
+    rule.apply([S(ERR, 5.0)], now=100.25)
     assert rule.alerts_series() == [
         ({"alertname": "ChatbotErrors", "route": "/chat", "alertstate": "pending"}, 1.0)
     ]
     assert rule.for_state_series() == [({"alertname": "ChatbotErrors", "route": "/chat"}, 100.0)]
-    rule.apply([S(ERR, 5.0)], now=110.0)
+    rule.apply([S(ERR, 5.0)], now=110.25)
     assert rule.alerts_series()[0][0]["alertstate"] == "firing"
     rule.apply([], now=120.0)
     assert rule.alerts_series() == [] and rule.for_state_series() == []

@@ -235,8 +235,9 @@ class AlertingRule:
         return [({**a.labels, "alertstate": a.state}, 1.0) for a in self.active_alerts()]
 
     def for_state_series(self) -> list[tuple[dict[str, str], float]]:
-        """`ALERTS_FOR_STATE{...}`: when each pending/firing alert became active (Unix s)."""
-        return [(dict(a.labels), a.active_at) for a in self.active_alerts()]
+        """`ALERTS_FOR_STATE{...}`: when each pending/firing alert became active, in whole
+        Unix seconds as Prometheus writes it."""
+        return [(dict(a.labels), float(math.floor(a.active_at))) for a in self.active_alerts()]
 
     def take_state_from(self, old: AlertingRule) -> None:
         """Keep the alerts of the rule this one replaces at reload (same identity)."""
