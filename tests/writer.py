@@ -4,6 +4,7 @@ Run as a program (`python tests/writer.py`), it reads commands on stdin, one per
 does them to real files, and answers `ok` (or `err <why>`) on stdout:
 
     open KEY PATH            open PATH for appending (O_APPEND, as loggers do) as KEY
+    fd KEY N                 use inherited descriptor N (a pipe) as KEY
     write KEY START COUNT [PER_WRITE]
                              append lines numbered START.. (PER_WRITE lines per write())
     pace KEY START COUNT PIECE PAUSE
@@ -134,6 +135,8 @@ def main() -> None:
         try:
             if cmd == "open":
                 fds[args[0]] = _open(args[1])
+            elif cmd == "fd":
+                fds[args[0]] = int(args[1])
             elif cmd == "write":
                 start, count = int(args[1]), int(args[2])
                 per = int(args[3]) if len(args) > 3 else 100
@@ -180,12 +183,13 @@ class Writer:
         self.proc = proc
 
     @classmethod
-    async def start(cls) -> Writer:
+    async def start(cls, pass_fds: tuple[int, ...] = ()) -> Writer:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             str(WRITER),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            pass_fds=pass_fds,
         )
         return cls(proc)
 

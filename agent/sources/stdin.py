@@ -1,18 +1,21 @@
 """Lines from standard input, for `chatbot | chatwatch run`.
 
-A daemon thread does the blocking reads (of `sys.stdin.buffer` or a given binary stream)
-and hands chunks to the event loop through a small bounded queue, so a slow pipeline
-slows the writer instead of filling memory, and shutdown never waits for a read that may
-never return. At end of input the held partial line and the decoder's state are handed
-on and `run()` returns.
+A pipe (or terminal) is read when the event loop says it is readable (`add_reader`):
+a read then returns what is there without blocking, no thread is involved, and the
+descriptor's flags are left alone (they are shared with the process that gave it to
+us). A read that never returns can therefore not hold up shutdown. Standard input
+redirected from a regular file (`< app.log`) cannot be polled; it is read in a worker
+thread, where a read never blocks for long. At end of input the held partial line and
+the decoder's state are handed on and `run()` returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import os
 import sys
-import threading
 from typing import BinaryIO
 
 from agent.decode import make_decoder
@@ -45,56 +48,97 @@ class StdinSource:
         self._decoder = decoder_factory(cfg, self._counters.decode_error)
         self._splitter = LineSplitter(cfg.max_line_bytes, self._counters.too_long)
         self.opened = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._finished = asyncio.Event()
+        """End of input, a read error, or stop()."""
         self._done = asyncio.Event()
         self._running = False
         self._flushed = False
 
     async def run(self) -> None:
         """Read and hand on lines until end of input or `stop()`."""
-        if self._stopping.is_set():
+        if self._finished.is_set():
             return
         self._running = True
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=4)
         stream = self._stream if self._stream is not None else sys.stdin.buffer
-        reader = threading.Thread(
-            target=_read_chunks, args=(stream, loop, queue), name="stdin-reader", daemon=True
-        )
         try:
-            reader.start()
-            self.opened.set()
-            stop = asyncio.ensure_future(self._stopping.wait())
             try:
-                while True:
-                    get = asyncio.ensure_future(queue.get())
-                    await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
-                    if not get.done():
-                        get.cancel()
-                        break
-                    item = get.result()
-                    if item is None:
-                        break
-                    if isinstance(item, BaseException):
-                        log.error(
-                            "reading standard input failed",
-                            extra={"source": self.cfg.name, "error": str(item)},
-                        )
-                        break
-                    self._feed(item)
-            finally:
-                stop.cancel()
+                fd = stream.fileno()
+            except (OSError, ValueError, io.UnsupportedOperation):
+                fd = -1
+            if fd < 0:
+                await self._read_stream(stream)
+            elif not self._watch(fd):
+                await self._read_file(fd)
+            else:
+                self.opened.set()
+                try:
+                    await self._finished.wait()
+                finally:
+                    asyncio.get_running_loop().remove_reader(fd)
         finally:
             self._flush()
             self._done.set()
 
     async def stop(self) -> None:
         """Stop reading; hand on the held partial line and the decoder's state."""
-        self._stopping.set()
+        self._finished.set()
         if self._running:
             await self._done.wait()
         else:
             self._flush()
+
+    def _watch(self, fd: int) -> bool:
+        """Read `fd` whenever it is readable; False if it cannot be polled (a regular file)."""
+        try:
+            asyncio.get_running_loop().add_reader(fd, self._readable, fd)
+        except (PermissionError, ValueError, OSError):
+            return False
+        return True
+
+    def _readable(self, fd: int) -> None:
+        if self._finished.is_set():
+            return
+        try:
+            data = os.read(fd, CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._failed(exc)
+            return
+        if data:
+            self._feed(data)
+        else:
+            self._finished.set()
+
+    async def _read_file(self, fd: int) -> None:
+        self.opened.set()
+        while not self._finished.is_set():
+            try:
+                data = await asyncio.to_thread(os.read, fd, CHUNK)
+            except OSError as exc:
+                self._failed(exc)
+                return
+            if not data:
+                return
+            if not self._finished.is_set():
+                self._feed(data)
+
+    async def _read_stream(self, stream: BinaryIO) -> None:
+        """An in-memory stream (no descriptor): reads never block."""
+        self.opened.set()
+        read = getattr(stream, "read1", stream.read)
+        while not self._finished.is_set():
+            data = read(CHUNK)
+            if not data:
+                return
+            self._feed(data)
+            await asyncio.sleep(0)
+
+    def _failed(self, exc: OSError) -> None:
+        log.error(
+            "reading standard input failed", extra={"source": self.cfg.name, "error": str(exc)}
+        )
+        self._finished.set()
 
     def _feed(self, data: bytes) -> None:
         self._counters.bytes.inc(self._label, len(data))
@@ -125,25 +169,3 @@ class StdinSource:
             self.sink(self._origin, events)
         except Exception:
             log.exception("the sink failed on a batch of events; the batch is dropped")
-
-
-def _read_chunks(
-    stream: BinaryIO,
-    loop: asyncio.AbstractEventLoop,
-    queue: asyncio.Queue[bytes | BaseException | None],
-) -> None:
-    """Thread body: blocking reads, each chunk queued on the loop (waits while it is full)."""
-    read = getattr(stream, "read1", stream.read)
-    item: bytes | BaseException | None
-    while True:
-        try:
-            data = read(CHUNK)
-            item = data if data else None
-        except Exception as exc:
-            item = exc
-        try:
-            asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
-        except Exception:
-            return  # the loop is gone or shutting down
-        if item is None or isinstance(item, BaseException):
-            return
