@@ -220,6 +220,28 @@ def test_documented_keys_exist() -> None:
     )
 
 
+def _rows() -> dict[str, list[str]]:
+    """key -> its row's cells (key, type, default, meaning), `\\|` kept inside a cell."""
+    rows: dict[str, list[str]] = {}
+    for line in DOC.read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def test_documented_types_and_defaults_match_the_models() -> None:
+    rows = _rows()
+    wrong = [
+        f"{k.path}: documented {rows[k.path][1]} / {rows[k.path][2]}, "
+        f"the model says {k.type} / {k.default}"
+        for k in walk()
+        if k.path in rows and rows[k.path][1:3] != [k.type, k.default]
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
 def _row(k: Key) -> str:
     return f"| `{k.path}` | {k.type} | {k.default} | {k.doc} |"
 
