@@ -94,3 +94,19 @@ def test_alerting_section_pastes_into_alertmanager(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_scrape_config_in_central_prometheus_doc_is_valid(tmp_path: Path) -> None:
+    promtool = require_tool("promtool")
+    text = (REPO / "docs" / "central-prometheus.md").read_text()
+    (block,) = re.findall(r"```yaml\n(scrape_configs:\n.*?)```", text, re.S)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(block)
+    result = subprocess.run(
+        [promtool, "check", "config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
