@@ -98,3 +98,15 @@ def test_selection_sees_series_created_after_a_cached_selection() -> None:
     assert len(h.series(m)) == 1
     h.append(2, [(REQ_CHAT, 2.0), (REQ_LOGIN, 1.0)])
     assert [s.key for s in h.series(m)] == [REQ_CHAT, REQ_LOGIN]
+
+
+def test_a_replaced_sample_keeps_counter_reset_detection_exact() -> None:
+    from agent.alerting.promql import compile_expr, evaluate
+
+    h = History(retention=3600)
+    h.add(SESSIONS, 0, 10.0)
+    h.add(SESSIONS, 60, 20.0)
+    h.add(SESSIONS, 60, 3.0)  # replaced: now a reset from 10 to 3
+    h.add(SESSIONS, 120, 8.0)
+    (sample,) = evaluate(compile_expr("increase(sessions[2m])"), h, 120)  # type: ignore[misc]
+    assert sample.value == 8 - 10 + 10

@@ -75,7 +75,6 @@ class Series:
     """One series' samples: timestamps in ms, values, and the running irregularity count."""
 
     __slots__ = (
-        "_undo",
         "irr",
         "irr_total",
         "key",
@@ -97,19 +96,13 @@ class Series:
         self.irr = array("q")
         self.prev = float("nan")  # last non-stale value, for reset detection
         self.irr_total = 0
-        self._undo = (self.prev, 0)  # (prev, irr_total) before the last sample
 
     def add(self, t_ms: int, value: float) -> None:
         ts = self.ts
         if ts and t_ms <= ts[-1]:
             if t_ms < ts[-1]:
                 return  # out of order: Prometheus rejects it too
-            # Same timestamp: the newer value wins (a recording rule re-evaluated).
-            ts.pop()
-            self.vals.pop()
-            self.irr.pop()
-            self.prev, self.irr_total = self._undo
-        self._undo = (self.prev, self.irr_total)
+            self._drop_last()
         if value != value and _pack(value) == _STALE_BYTES:
             self.irr_total += 1
         else:
@@ -119,6 +112,20 @@ class Series:
         ts.append(t_ms)
         self.vals.append(value)
         self.irr.append(self.irr_total)
+
+    def _drop_last(self) -> None:
+        """Same timestamp again: the newer value wins (a recording rule re-evaluated)."""
+        self.ts.pop()
+        self.vals.pop()
+        popped = self.irr.pop()
+        # Only differences of irr inside the arrays matter, so an empty series may restart
+        # from any base; `prev` is the last non-stale value left.
+        self.irr_total = self.irr[-1] if self.irr else popped
+        self.prev = float("nan")
+        for v in reversed(self.vals):
+            if not is_stale(v):
+                self.prev = v
+                break
 
     def trim(self, min_ms: int) -> None:
         """Drop samples older than `min_ms`."""
@@ -191,7 +198,16 @@ class History:
             s = get(key)
             if s is None:
                 s = self._create(key)
-            s.add(t_ms, value)
+            times = s.ts
+            if value != value or (times and t_ms <= times[-1]):
+                s.add(t_ms, value)  # NaN, staleness marker or not newer: the general path
+            else:  # Series.add inlined: the hot loop of every evaluation cycle
+                if value < s.prev:
+                    s.irr_total += 1
+                s.prev = value
+                times.append(t_ms)
+                s.vals.append(value)
+                s.irr.append(s.irr_total)
             current[key] = s
         previous = self._snapshot
         for key in previous.keys() - current.keys():
