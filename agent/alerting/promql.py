@@ -1150,6 +1150,28 @@ class _Compiler:
 
         reduce = _AGGREGATORS.get(op)
 
+        def running(h: History, t: int) -> IVec:
+            """sum and count, accumulated in input order (the same additions as 2.42)."""
+            vec = fn(h, t)
+            if len(cache) > 100_000:
+                cache.clear()
+            acc: dict[Key, float] = {}
+            get = acc.get
+            is_sum = op == "sum"
+            for key, v in vec:
+                g = cache.get(key)
+                if g is None:
+                    g = cache[key] = group_of(key)
+                prev = get(g)
+                if prev is None:
+                    acc[g] = v if is_sum else 1.0
+                else:
+                    acc[g] = prev + (v if is_sum else 1.0)
+            return list(acc.items())
+
+        if op in ("sum", "count"):
+            return VECTOR, running
+
         def run(h: History, t: int) -> IVec:
             vec = fn(h, t)
             if not vec:
