@@ -249,13 +249,17 @@ def _firing(group_rules: list[Any], alertname: str) -> list[_Alert]:
 
 def _run_group(tg: dict[str, Any], test_file: Path, groups: list[Any], eval_ms: int) -> list[str]:
     errs: list[str] = []
-    interval_ms = parse_duration_ms(tg["interval"]) if tg.get("interval") else eval_ms
+    # promtool 2.42 takes a missing `interval` as 0: every value lands on time 0 and only
+    # the first one is stored (the others are duplicate samples).
+    interval_ms = parse_duration_ms(tg["interval"]) if tg.get("interval") else 0
     history = History(retention=10 * 365 * 86400)
     for item in tg.get("input_series") or []:
         item = _as_dict(item, "input_series entry")
         key = parse_series(item.get("series", ""))
+        stored: set[int] = set()
         for i, v in enumerate(expand_values(item.get("values", ""))):
-            if v is not None:
+            if v is not None and i * interval_ms not in stored:
+                stored.add(i * interval_ms)
                 history.add(key, i * interval_ms / 1000, v)
 
     alert_tests = [_as_dict(a, "alert_rule_test entry") for a in tg.get("alert_rule_test") or []]
