@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import json
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -202,12 +203,15 @@ def _as_dict(x: Any, what: str) -> dict[str, Any]:
     return x
 
 
-def _load_groups(test_file: Path, patterns: list[str]) -> list[Any]:
+def _load_groups(path: str, patterns: list[str], warnings: list[str]) -> list[Any]:
     paths: list[str] = []
     for p in patterns:
-        full = str(test_file.parent / p)
+        # Go's filepath.Join(filepath.Dir(file), p): relative to the test file, cleaned.
+        full = p if os.path.isabs(p) else os.path.normpath(os.path.join(os.path.dirname(path), p))
         matches = sorted(glob.glob(full))
-        paths.extend(matches or [full])
+        if not matches:
+            warnings.append(f"  WARNING: no file match pattern {full}")
+        paths.extend(matches)
     if not paths:
         return []
     from agent.alerting import rules  # the rules engine; only needed when rules are tested
@@ -247,7 +251,7 @@ def _firing(group_rules: list[Any], alertname: str) -> list[_Alert]:
     return out
 
 
-def _run_group(tg: dict[str, Any], test_file: Path, groups: list[Any], eval_ms: int) -> list[str]:
+def _run_group(tg: dict[str, Any], groups: list[Any], eval_ms: int) -> list[str]:
     errs: list[str] = []
     # promtool 2.42 takes a missing `interval` as 0: every value lands on time 0 and only
     # the first one is stored (the others are duplicate samples).
@@ -350,23 +354,78 @@ def _run_group(tg: dict[str, Any], test_file: Path, groups: list[Any], eval_ms: 
     return errs
 
 
-def run_file(path: str) -> list[str]:
-    """Run every test group of one file; the promtool-style error messages (empty: passed)."""
-    test_file = Path(path)
+# The fields promtool 2.42 knows, by Go type; any other key fails the file, as promtool's
+# strict YAML decoding does (a typo such as `exp_sample` must not make a test pass).
+_FIELDS: dict[str, tuple[set[str], dict[str, str]]] = {
+    "unitTestFile": (
+        {"rule_files", "evaluation_interval", "group_eval_order", "tests"},
+        {"tests": "testGroup"},
+    ),
+    "testGroup": (
+        {
+            "interval",
+            "input_series",
+            "alert_rule_test",
+            "promql_expr_test",
+            "external_labels",
+            "external_url",
+            "name",
+        },
+        {
+            "input_series": "series",
+            "alert_rule_test": "alertTestCase",
+            "promql_expr_test": "promqlTestCase",
+        },
+    ),
+    "series": ({"series", "values"}, {}),
+    "alertTestCase": ({"eval_time", "alertname", "exp_alerts"}, {"exp_alerts": "alert"}),
+    "alert": ({"exp_labels", "exp_annotations"}, {}),
+    "promqlTestCase": ({"expr", "eval_time", "exp_samples"}, {"exp_samples": "sample"}),
+    "sample": ({"labels", "value"}, {}),
+}
+
+
+def _unknown_fields(node: yaml.Node, type_name: str, out: list[str]) -> None:
+    if not isinstance(node, yaml.MappingNode):
+        return
+    known, children = _FIELDS[type_name]
+    for k, v in node.value:
+        name = str(k.value)
+        if name not in known:
+            out.append(
+                f"  line {k.start_mark.line + 1}: field {name} not found in type main.{type_name}"
+            )
+        elif name in children and isinstance(v, yaml.SequenceNode):
+            for item in v.value:
+                _unknown_fields(item, children[name], out)
+
+
+def run_file(path: str, warnings: list[str] | None = None) -> list[str]:
+    """Run every test group of one file; the promtool-style error messages (empty: passed).
+    Warnings (rule file patterns that match nothing) are appended to `warnings`."""
+    warnings = warnings if warnings is not None else []
     try:
-        doc = yaml.safe_load(test_file.read_text())
+        text = Path(path).read_text()
+        doc = yaml.safe_load(text)
+        unknown: list[str] = []
+        if doc is not None:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            if root is not None:
+                _unknown_fields(root, "unitTestFile", unknown)
     except (OSError, yaml.YAMLError) as e:
         return [f"  {e}"]
+    if unknown:
+        return ["yaml: unmarshal errors:\n" + "\n".join(unknown)]
     try:
         doc = _as_dict(doc, "the test file")
         eval_ms = parse_duration_ms(doc.get("evaluation_interval") or "1m")
         groups = _order_groups(
-            _load_groups(test_file, [str(p) for p in doc.get("rule_files") or []]),
+            _load_groups(path, [str(p) for p in doc.get("rule_files") or []], warnings),
             [str(n) for n in doc.get("group_eval_order") or []],
         )
         errs: list[str] = []
         for tg in doc.get("tests") or []:
-            errs.extend(_run_group(_as_dict(tg, "tests entry"), test_file, groups, eval_ms))
+            errs.extend(_run_group(_as_dict(tg, "tests entry"), groups, eval_ms))
         return errs
     except TestFileError as e:
         return [f"  {e}"]
@@ -378,7 +437,10 @@ def run_tests(files: list[str], out: TextIO = sys.stdout, err: TextIO | None = N
     failed = False
     for f in files:
         print("Unit Testing: ", f, file=out)
-        errors = run_file(f)
+        warnings: list[str] = []
+        errors = run_file(f, warnings)
+        for w in warnings:
+            print(w, file=err)
         if errors:
             print("  FAILED:", file=err)
             for e in errors:
