@@ -180,3 +180,18 @@ def test_label_replace() -> None:
     h = load({key("req", code="503"): [1]})
     got = run(h, 'label_replace(req, "class", "${1}xx", "code", "(.).*")', 0)
     assert got == {(("__name__", "req"), ("class", "5xx"), ("code", "503")): 1.0}
+
+
+def test_a_write_between_rules_is_seen_by_later_rules_at_the_same_instant() -> None:
+    # Rules share subexpression results within a cycle; a recording rule's output written
+    # at `now` must still be visible to the rules after it, and unrelated results reused.
+    h = load({A: [1]})
+    sum_a = compile_expr("sum(req_total)")
+    sum_any = compile_expr('sum({__name__=~"req_total|other"})')
+    assert evaluate(sum_a, h, 0) == [Sample({}, 1.0)]
+    assert evaluate(sum_any, h, 0) == [Sample({}, 1.0)]
+    h.add(B, 0, 5.0)
+    assert evaluate(sum_a, h, 0) == [Sample({}, 6.0)]
+    h.add(key("other"), 0, 10.0)
+    assert evaluate(sum_any, h, 0) == [Sample({}, 16.0)]
+    assert evaluate(sum_a, h, 0) == [Sample({}, 6.0)]

@@ -181,7 +181,9 @@ class History:
         self._last_sweep_ms: int | None = None
         self.memo: dict[tuple[str, int], Any] = {}
         """Results of subexpressions at one instant, shared by the rules of a cycle (many
-        rules compute the same `rate(x[5m])`). Any write clears it."""
+        rules compute the same `rate(x[5m])`). A snapshot clears it; a single sample (a
+        recording rule's result, ALERTS) only drops the results that read its metric."""
+        self._memo_readers: dict[str, list[tuple[str, int]]] = {}
 
     def __len__(self) -> int:
         return len(self._series)
@@ -191,7 +193,7 @@ class History:
     def append(self, ts: float, samples: Iterable[tuple[SeriesKey, float]]) -> None:
         """Add one snapshot taken at `ts`; series missing from it since the last one go stale."""
         t_ms = round(ts * 1000)
-        self.memo.clear()
+        self.forget_memo()
         get = self._series.get
         current: dict[SeriesKey, Series] = {}
         for key, value in samples:
@@ -221,12 +223,35 @@ class History:
         """Add a single sample (rule tests, recording rules); `value` may be `STALE_NAN`."""
         t_ms = round(ts * 1000)
         if self.memo:
-            self.memo.clear()
+            for label, name in key:
+                if label == "__name__":
+                    self._forget_readers(name)
+                    break
+            else:
+                self._forget_readers("")
         s = self._series.get(key)
         if s is None:
             s = self._create(key)
         s.add(t_ms, value)
         self._maybe_sweep(t_ms)
+
+    def remember(self, key: tuple[str, int], names: frozenset[str] | None, value: Any) -> None:
+        """Keep a result that read the metrics `names` (None: any metric)."""
+        self.memo[key] = value
+        for name in names if names is not None else ("",):
+            self._memo_readers.setdefault(name, []).append(key)
+
+    def forget_memo(self) -> None:
+        self.memo.clear()
+        self._memo_readers.clear()
+
+    def _forget_readers(self, name: str) -> None:
+        memo = self.memo
+        for n in (name, "") if name else ("",):
+            for k in self._memo_readers.pop(n, ()):
+                memo.pop(k, None)
+        if not name:  # a series without a name may match any selector
+            self.forget_memo()
 
     def _create(self, key: SeriesKey) -> Series:
         s = Series(key)
@@ -259,7 +284,7 @@ class History:
 
     def sweep(self, min_ms: int) -> None:
         """Trim samples older than `min_ms`; forget series with nothing left."""
-        self.memo.clear()
+        self.forget_memo()
         dead = []
         for s in self._series.values():
             ts = s.ts

@@ -705,18 +705,19 @@ def _go_expand(template: str, m: re.Match[str]) -> str:
 # -- the compiler ------------------------------------------------------------------------------
 
 
-def _memoized(text: str, fn: Fn) -> Fn:
+def _memoized(text: str, names: frozenset[str] | None, fn: Fn) -> Fn:
     """Share the result of a subexpression between the rules evaluated at one instant.
 
     Results are never mutated by their consumers, so one list can serve every rule that
-    computes e.g. `sum by (route) (rate(http_requests_total[5m]))`."""
+    computes e.g. `sum by (route) (rate(http_requests_total[5m]))`. `names` are the metrics
+    it reads (None: a selector without a fixed name), so a write can drop just those."""
 
     def run(h: History, t: int) -> Any:
         key = (text, t)
-        memo = h.memo
-        hit = memo.get(key)
+        hit = h.memo.get(key)
         if hit is None:
-            hit = memo[key] = fn(h, t)
+            hit = fn(h, t)
+            h.remember(key, names, hit)
         return hit
 
     return run
@@ -738,6 +739,13 @@ _MATCH_OPS: dict[str, MatchOp] = {
 class _Compiler:
     def __init__(self) -> None:
         self.lookback_ms = 0
+        self.reads: list[str | None] = []  # per selector: its metric name, or None
+
+    def names_read(self, start: int) -> frozenset[str] | None:
+        reads = self.reads[start:]
+        if None in reads:
+            return None
+        return frozenset(n for n in reads if n is not None)
 
     def compile(self, node: Any) -> tuple[str, Any]:
         if isinstance(node, pp.ParenExpr):
@@ -757,11 +765,15 @@ class _Compiler:
         if isinstance(node, pp.BinaryExpr):
             return self.binary(node)
         if isinstance(node, pp.AggregateExpr):
+            start = len(self.reads)
             kind, fn = self.aggregate(node)
-            return kind, _memoized(str(node), fn)
+            return kind, _memoized(str(node), self.names_read(start), fn)
         if isinstance(node, pp.Call):
+            start = len(self.reads)
             kind, fn = self.call(node)
-            return kind, _memoized(str(node), fn) if kind == VECTOR else fn
+            if kind != VECTOR:
+                return kind, fn
+            return kind, _memoized(str(node), self.names_read(start), fn)
         if isinstance(node, pp.SubqueryExpr):
             raise UnsupportedExpr(f"subquery {node.prettify()} is not supported")
         raise UnsupportedExpr(f"{type(node).__name__} is not supported")
@@ -776,6 +788,12 @@ class _Compiler:
         out: list[Matcher] = []
         if vs.name:
             out.append(Matcher("__name__", "=", vs.name))
+        named = [
+            m.value
+            for m in vs.matchers.matchers
+            if m.name == "__name__" and m.op == pp.MatchOp.Equal
+        ]
+        self.reads.append(vs.name or (named[0] if named else None))
         for m in vs.matchers.matchers:
             matcher = Matcher(m.name, _MATCH_OPS[str(m.op)], m.value)
             if matcher.op in ("=~", "!~"):
