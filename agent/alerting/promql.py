@@ -369,7 +369,7 @@ def _ms(d: timedelta | None) -> int:
 def _points(s: Series, lo: int, hi: int) -> tuple[Sequence[int], Sequence[float]]:
     """The window's timestamps and values without staleness markers."""
     ts, vals = s.ts[lo:hi], s.vals[lo:hi]
-    if s.irr[hi - 1] == s.irr[lo] and not is_stale(vals[0]):
+    if s.regular(lo, hi):
         return ts, vals
     keep = [i for i, v in enumerate(vals) if not is_stale(v)]
     return [ts[i] for i in keep], [vals[i] for i in keep]
@@ -380,7 +380,7 @@ def _extrapolated_rate(
 ) -> float | None:
     """promql/functions.go extrapolatedRate, v2.42."""
     ts, vals = s.ts, s.vals
-    if s.irr[hi - 1] == s.irr[lo] and not is_stale(vals[lo]):
+    if s.regular(lo, hi):
         # Fast path: no staleness marker and no counter reset inside the window.
         n = hi - lo
         if n < 2:
@@ -457,9 +457,8 @@ def _fast_rate(m: _Matrix, is_counter: bool, is_rate: bool) -> Fn:
             if hi - lo < 2:
                 continue
             vals = s.vals
-            irr = s.irr
             v0 = vals[lo]
-            if irr[hi - 1] != irr[lo] or v0 != v0:
+            if v0 != v0 or (s.irregular and not s.regular(lo, hi)):
                 v = _extrapolated_rate(s, lo, hi, t, m, is_counter, is_rate)
                 if v is not None:
                     append((s.key_noname, v))
@@ -1302,7 +1301,7 @@ class _Compiler:
             out: IVec = []
             q = qfn(h, t) if qfn is not None else 0.0
             for s, lo, hi in m.fn(h, t):
-                if name == "resets" and s.irr[hi - 1] == s.irr[lo] and not is_stale(s.vals[lo]):
+                if name == "resets" and s.regular(lo, hi):
                     out.append((s.key_noname, 0.0))  # no reset recorded inside the window
                     continue
                 _, vals = _points(s, lo, hi)
