@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import statistics
 import sys
 import time
@@ -232,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         "on a loaded machine)"
     )
     ok = min(p50, cpu_p50) < args.check_ms
+    samples = history.sample_count()
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"history: {samples} samples, {samples * 16 / 2**20:.0f} MiB of sample arrays; "
+        f"peak RSS of this benchmark {rss_mib:.0f} MiB"
+    )
     print("rules evaluation:", "OK" if ok else "SLOWER THAN TARGET")
     return 0 if ok else 1
 

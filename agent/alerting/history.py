@@ -196,6 +196,10 @@ class History:
     def __len__(self) -> int:
         return len(self._series)
 
+    def sample_count(self) -> int:
+        """Samples held (staleness markers included); each costs 16 bytes of arrays."""
+        return sum(len(s.ts) for s in self._series.values())
+
     # -- writing ---------------------------------------------------------------------
 
     def append(self, ts: float, samples: Iterable[tuple[SeriesKey, float]]) -> None:
