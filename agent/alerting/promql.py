@@ -305,12 +305,12 @@ def _go_min(x: float, y: float) -> float:
 
 
 def _safe(f: Callable[[float], float]) -> Callable[[float], float]:
+    """A libm function with Go's answers instead of exceptions (sqrt(-1) is NaN)."""
+
     def g(x: float) -> float:
         try:
             return f(x)
         except ValueError:
-            if f is math.log or f is math.log2 or f is math.log10:
-                return -INF if x == 0 else NAN
             return NAN
         except OverflowError:
             return INF
@@ -816,7 +816,7 @@ class _Compiler:
                 ts = s.ts
                 if not ts or ts[0] > ref:
                     continue
-                i = bisect_right(ts, ref) - 1
+                i = len(ts) - 1 if ts[-1] <= ref else bisect_right(ts, ref) - 1
                 if ts[i] < oldest:
                     continue
                 v = s.vals[i]
@@ -834,7 +834,7 @@ class _Compiler:
                 ts = s.ts
                 if not ts or ts[0] > ref:
                     continue
-                i = bisect_right(ts, ref) - 1
+                i = len(ts) - 1 if ts[-1] <= ref else bisect_right(ts, ref) - 1
                 if ts[i] < oldest or is_stale(s.vals[i]):
                     continue
                 out.append((s.key_noname, ts[i] / 1000))
