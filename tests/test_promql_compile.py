@@ -47,6 +47,7 @@ def test_supported_subset_compiles(text: str) -> None:
         ("predict_linear(x[5m], 3600)", "function predict_linear()"),
         ("deriv(x[5m])", "function deriv()"),
         ('x{a="1" or b="2"}', "'or' inside label matchers"),
+        ('label_replace(x, "a", "$1", "b", "(.)\\\\1")', "lookarounds and backreferences"),
         ('count_values("v", x)', "aggregation count_values"),
         ('label_join(x, "a", ",", "b")', "function label_join()"),
     ],
@@ -66,6 +67,7 @@ def test_unsupported_constructs_are_rejected_by_name(text: str, construct: str) 
         ("x[5m]", "instant vector or a scalar"),
         ('"text"', "instant vector or a scalar"),
         ('x{a=~"("}', "invalid"),
+        ('x{a=~"foo(?=bar)"}', "illegal regex"),  # RE2 has no lookarounds
         ('label_replace(x, "1bad", "", "a", "")', "invalid destination label name"),
     ],
 )

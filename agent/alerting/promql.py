@@ -704,6 +704,19 @@ def _go_expand(template: str, m: re.Match[str]) -> str:
 # -- the compiler ------------------------------------------------------------------------------
 
 
+_NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=")
+
+
+def _check_re2(pattern: str) -> None:
+    """Prometheus uses Go's RE2: no lookaround, no backreferences. Python's re has them, so
+    refuse them rather than accept a rule Prometheus would reject."""
+    if _NOT_RE2.search(pattern):
+        raise UnsupportedExpr(
+            f"regular expression {pattern!r}: lookarounds and backreferences are not "
+            "supported (Prometheus uses RE2)"
+        )
+
+
 def _memoized(text: str, names: frozenset[str] | None, fn: Fn) -> Fn:
     """Share the result of a subexpression between the rules evaluated at one instant.
 
@@ -796,6 +809,7 @@ class _Compiler:
         for m in vs.matchers.matchers:
             matcher = Matcher(m.name, _MATCH_OPS[str(m.op)], m.value)
             if matcher.op in ("=~", "!~"):
+                _check_re2(m.value)
                 try:
                     matcher.compile()
                 except re.error as e:
@@ -1418,6 +1432,7 @@ class _Compiler:
         dst, repl, src, regex_text = strs
         if not _LABEL_NAME.match(dst):
             raise ValueError(f"invalid destination label name in label_replace(): {dst}")
+        _check_re2(regex_text)
         try:
             regex = re.compile(f"(?:{regex_text})\\Z")
         except re.error as e:
