@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+from array import array
 
-from agent.alerting.history import STALE_NAN, History, Matcher, SeriesKey, is_stale
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.alerting.history import STALE_NAN, History, Matcher, SeriesKey, is_stale, window
 
 
 def key(name: str, **labels: str) -> SeriesKey:
@@ -110,3 +114,18 @@ def test_a_replaced_sample_keeps_counter_reset_detection_exact() -> None:
     h.add(SESSIONS, 120, 8.0)
     (sample,) = evaluate(compile_expr("increase(sessions[2m])"), h, 120)  # type: ignore[misc]
     assert sample.value == 8 - 10 + 10
+
+
+@given(
+    st.lists(st.integers(0, 10_000), min_size=1, max_size=60, unique=True),
+    st.integers(-100, 10_100),
+    st.integers(0, 5_000),
+)
+def test_window_guess_always_agrees_with_binary_search(
+    stamps: list[int], start: int, length: int
+) -> None:
+    ts = array("q", sorted(stamps))
+    end = start + length
+    lo, hi = window(ts, start, end)
+    want = [t for t in ts if start <= t <= end]
+    assert list(ts[lo:hi]) == want if lo < hi else want == []
