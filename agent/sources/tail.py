@@ -38,6 +38,12 @@ How a `FileSource` works, in the order a reader meets it:
   handed to the sink as one batch; only after the sink returns does the file's
   checkpoint advance, to just past the last complete line handed on.
 
+* **Partial lines.** A last line without its newline is held. It is handed on as it is
+  after `partial_line_timeout` without growth, or when its file is closed after
+  rotation; the rest of that line, if it comes, is then skipped (the checkpoint records
+  that it points mid-line). At `stop()` a partial line is *not* handed on: the
+  checkpoint stays at its start and the next run reads it whole.
+
 * **Where to start.** A file with a checkpoint resumes at it. Otherwise `start_at`
   applies on a source's first run (no checkpoints for it at all); files found later,
   while running or after a restart, are new since we last looked and are read from the
@@ -95,6 +101,8 @@ class _File:
     """One open file (one inode) and how far it was read."""
 
     __slots__ = (
+        "before",
+        "copy_head",
         "copy_of",
         "cp",
         "decoder",
@@ -102,6 +110,7 @@ class _File:
         "departed",
         "dev",
         "fd",
+        "head",
         "ino",
         "last_growth",
         "lost_since",
@@ -135,11 +144,18 @@ class _File:
         self.decoder_dirty = False
         self.tail = b""
         """The bytes just before the committed offset (what `cp.tail_hash` hashes)."""
+        self.head = b""
+        """The file's first bytes (up to 1 KiB) as read (what `cp.head_hash` hashes)."""
+        self.before = b""
+        """The bytes just before `pos`, as read: the tail and head come from what was
+        read, never from reading the file again, which may have been truncated since."""
         now = time.monotonic()
         self.last_growth = now
         self.since = now
         self.lost_since: float | None = None
-        self.copy_of: str | None = None
+        self.copy_of: _File | None = None
+        """For a held copy: the open file it is a copy of."""
+        self.copy_head = b""
         self.departed = False
 
 
@@ -528,37 +544,37 @@ class FileSource:
                 )
                 return
         if size >= FINGERPRINT_BYTES:
-            head_hash = _hash(os.pread(f.fd, FINGERPRINT_BYTES, 0))
+            head = os.pread(f.fd, FINGERPRINT_BYTES, 0)
+            head_hash = _hash(head)
             for cp in mine:
                 if (
-                    cp.head_len != FINGERPRINT_BYTES
-                    or cp.head_hash != head_hash
-                    or (cp.dev, cp.ino) == (f.dev, f.ino)
+                    cp.head_len == FINGERPRINT_BYTES
+                    and cp.head_hash == head_hash
+                    and (cp.dev, cp.ino) != (f.dev, f.ino)
+                    and not cps.is_live(name, cp.key)
+                    and self._continue_copy(f, size, cp)
                 ):
-                    continue
-                if cps.is_live(name, cp.key):
+                    return
+            # A copy of a file still open, which may or may not be truncated next: wait.
+            for g in self._files.values():
+                if g is not f and g.state != "held" and _pread(g.fd, len(head), 0) == head:
+                    log.debug(
+                        "copy of an open file; held",
+                        extra={"source": name, "path": f.path, "of": g.path, "size": size},
+                    )
                     f.state = "held"
-                    f.copy_of = cp.key
+                    f.copy_of = g
+                    f.copy_head = head
                     f.since = time.monotonic()
                     return
-                if size >= cp.offset:
-                    if not self._holds(f.fd, size, cp, head=False):
-                        continue
-                    offset, mid_line = cp.offset, cp.mid_line
-                    self._held_partials = [h for h in self._held_partials if h.key != cp.key]
-                else:  # an older copy: everything in it was read already
-                    offset, mid_line = size, not _ends_line(f.fd, size)
-                cps.remove(name, cp.key)
-                self._begin(f, offset, mid_line)
-                log.info(
-                    "recognised a copy of a file already read; continuing where it was",
-                    extra={"source": name, "path": f.path, "offset": offset, "was": cp.path},
-                )
-                return
         if initial and not inode_known and self._first_run and self.cfg.start_at == "end":
             self._begin(f, size, not _ends_line(f.fd, size))
         else:
             self._begin(f, 0, False)
+        log.debug(
+            "new file",
+            extra={"source": name, "path": f.path, "offset": f.pos, "size": size, "ino": f.ino},
+        )
 
     def _holds(self, fd: int, size: int, cp: Checkpoint, head: bool) -> bool:
         """Does the file still hold the bytes checkpoint `cp` describes?"""
@@ -573,13 +589,15 @@ class FileSource:
         """Start reading `f` (a new file, or a truncated one) at `offset`."""
         f.state = "live"
         f.copy_of = None
+        f.copy_head = b""
         f.pos = offset
         f.splitter = LineSplitter(
             self.cfg.max_line_bytes, self._counters.too_long, mid_line=mid_line
         )
-        head = os.pread(f.fd, FINGERPRINT_BYTES, 0)
+        head = _pread(f.fd, FINGERPRINT_BYTES, 0)
         start = max(0, offset - TAIL_BYTES)
-        f.tail = os.pread(f.fd, offset - start, start)
+        f.tail = f.before = _pread(f.fd, offset - start, start)
+        f.head = head
         f.cp = Checkpoint(
             source=self._name,
             path=min(f.paths) if f.paths else f.path,
@@ -648,12 +666,17 @@ class FileSource:
                 return False
             if not data:
                 return False
+            start = f.pos
             f.pos += len(data)
             budget -= len(data)
+            known = len(f.head)
+            if known < FINGERPRINT_BYTES and start <= known:
+                f.head += data[known - start : FINGERPRINT_BYTES - start]
             f.last_growth = time.monotonic()
             self._counters.bytes.inc(self._label, len(data))
             self._hand_on(f, splitter.feed(data))
-            self._commit(f)
+            self._commit(f, data)
+            f.before = (f.before + data[-TAIL_BYTES:])[-TAIL_BYTES:]
             if len(data) < CHUNK:
                 return False
             if self._stopping:
@@ -678,23 +701,30 @@ class FileSource:
         except Exception:
             log.exception("the sink failed on a batch of events; the batch is dropped")
 
-    def _commit(self, f: _File) -> None:
-        """Advance the checkpoint to just past the last line handed on."""
+    def _commit(self, f: _File, data: bytes = b"") -> None:
+        """Advance the checkpoint to just past the last line handed on.
+
+        `data` is the chunk just read (it ends at `f.pos`; `f.before` holds the bytes
+        before it). The tail and head hashes come from those bytes as read.
+        """
         cp, splitter = f.cp, f.splitter
         assert cp is not None and splitter is not None
         committed = f.pos - splitter.uncommitted
         if committed == cp.offset and splitter.mid_line == cp.mid_line:
             return
         if committed != cp.offset:
-            start = max(0, committed - TAIL_BYTES)
-            f.tail = os.pread(f.fd, committed - start, start)
+            want = min(TAIL_BYTES, committed)
+            end = len(data) - (f.pos - committed)
+            if end >= 0 and end + len(f.before) >= want:
+                seen = f.before + data[max(0, end - TAIL_BYTES) : end]
+                f.tail = seen[len(seen) - want :]
+            else:
+                f.tail = _pread(f.fd, want, committed - want)
             cp.tail_hash = _hash(f.tail)
-        if cp.head_len < FINGERPRINT_BYTES and committed > cp.head_len:
-            head = os.pread(f.fd, FINGERPRINT_BYTES, 0)
-            if len(head) > cp.head_len:
-                self.checkpoints.remove(self._name, cp.key)
-                cp.head_len = len(head)
-                cp.head_hash = _hash(head)
+        if cp.head_len < len(f.head):
+            self.checkpoints.remove(self._name, cp.key)
+            cp.head_len = len(f.head)
+            cp.head_hash = _hash(f.head)
         cp.offset = committed
         cp.mid_line = splitter.mid_line
         cp.updated = time.time()
@@ -745,17 +775,80 @@ class FileSource:
             )
         self._flush_decoder(f.decoder, f.origin)
         self._begin(f, 0, False)
-        self._resolve_held(old.key)
+        self._resolve_held(f)
 
-    def _resolve_held(self, key: str) -> None:
-        """The file `key` was truncated or closed: copies waiting for it can be judged."""
+    def _continue_copy(self, f: _File, size: int, cp: Checkpoint, prefix: bool = False) -> bool:
+        """If `f` is a copy of the incarnation `cp` describes, read it on from there.
+
+        `cp` must describe a file that no longer holds that content (truncated, or
+        closed). With `prefix`, `cp` may fingerprint fewer than 1 KiB (it is known to be
+        the original of `f`); else its full 1 KiB head already matched.
+        """
+        if size >= cp.offset:
+            if not self._holds(f.fd, size, cp, head=prefix):
+                return False
+            offset, mid_line = cp.offset, cp.mid_line
+            self._held_partials = [h for h in self._held_partials if h.key != cp.key]
+        else:  # an older copy: everything in it was read already
+            if prefix and cp.head_len and _hash(_pread(f.fd, cp.head_len, 0)) != cp.head_hash:
+                return False
+            offset, mid_line = size, not _ends_line(f.fd, size)
+        self.checkpoints.remove(self._name, cp.key)
+        self._begin(f, offset, mid_line)
+        log.info(
+            "recognised a copy of a file already read; continuing where it was",
+            extra={"source": self._name, "path": f.path, "offset": offset, "was": cp.path},
+        )
+        return True
+
+    def _resolve_held(self, g: _File) -> None:
+        """`g` was truncated or closed: copies of it waiting for that can be judged."""
         for f in list(self._files.values()):
-            if f.state == "held" and f.copy_of == key:
-                try:
-                    size = os.fstat(f.fd).st_size
-                except OSError:
-                    continue
-                self._identify(f, size, initial=False)
+            if f.state == "held" and f.copy_of is g:
+                self._judge(f, expired=False)
+
+    def _judge(self, f: _File, expired: bool) -> None:
+        """Decide about a held copy `f` of the open file `g`.
+
+        While `g` still holds the copied content, `f` is a plain duplicate: after
+        `rotate_wait` only what is appended to it is read. Once `g` no longer holds it
+        (truncated: copytruncate; or closed), `f` carries on from where reading of that
+        content in `g` had got to - from the start if `g`'s content was never read.
+        """
+        g = f.copy_of
+        assert g is not None
+        try:
+            size = os.fstat(f.fd).st_size
+        except OSError:
+            return
+        if (g.dev, g.ino) in self._files:
+            if _pread(g.fd, len(f.copy_head), 0) == f.copy_head:
+                if expired:
+                    log.info(
+                        "a copy of a file still being read; reading only what is appended",
+                        extra={"source": self._name, "path": f.path, "of": g.path},
+                    )
+                    self._begin(f, size, not _ends_line(f.fd, size))
+                return
+            if g.state == "live" and g.cp is not None and not self._holds_own(g, g.size):
+                self._poll(g, verify=True)  # notices the truncation, which judges f
+                if f.state != "held":
+                    return
+        cps = self.checkpoints
+        gone = [
+            cp
+            for cp in cps.for_source(self._name)
+            if (cp.dev, cp.ino) == (g.dev, g.ino) and not cps.is_live(self._name, cp.key)
+        ]
+        gone.sort(key=lambda cp: (cp.head_len, cp.offset), reverse=True)
+        for cp in gone:
+            if self._continue_copy(f, size, cp, prefix=True):
+                return
+        self._begin(f, 0, False)
+        log.debug(
+            "copy of content never read; reading it all",
+            extra={"source": self._name, "path": f.path, "of": g.path},
+        )
 
     def _emit_held_partial(self, held: _HeldPartial) -> None:
         """No copy continued a truncated file: its unfinished last line goes on as it is."""
@@ -789,12 +882,7 @@ class FileSource:
                 if now < at:
                     deadline = min(deadline, at)
                     continue
-                size = os.fstat(f.fd).st_size
-                log.info(
-                    "a copy of a file still being read; reading only what is appended to it",
-                    extra={"source": self._name, "path": f.path},
-                )
-                self._begin(f, size, not _ends_line(f.fd, size))
+                self._judge(f, expired=True)
             elif (
                 f.state == "live"
                 and f.splitter is not None
@@ -828,8 +916,7 @@ class FileSource:
             self._flush_file(f)
         log.info("closed rotated file", extra={"source": self._name, "path": f.path})
         self._forget(f)
-        if f.cp is not None:
-            self._resolve_held(f.cp.key)
+        self._resolve_held(f)
 
     def _forget(self, f: _File) -> None:
         with contextlib.suppress(OSError):
@@ -854,6 +941,14 @@ def _static_dir(pattern: str) -> tuple[str, bool]:
         if any(c in part for c in "*?["):
             return os.sep.join(parts[:i]) or os.sep, len(parts) - i > 1
     return os.path.dirname(pattern) or os.sep, False
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    """Read up to `size` bytes at `offset`; nothing if the file cannot be read."""
+    try:
+        return os.pread(fd, size, offset)
+    except OSError:
+        return b""
 
 
 def _ends_line(fd: int, offset: int) -> bool:
