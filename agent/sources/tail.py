@@ -23,12 +23,16 @@ How a `FileSource` works, in the order a reader meets it:
   that holds the same bytes just before that checkpoint's offset is the copy, and it is
   read from that offset on, so lines written between our last read and the truncation
   are picked up from the copy (when the copy matches the globs) and nothing is read
-  twice. A copy seen *before* the original is truncated is held unread until the
-  original truncates (then it continues from our offset) or `rotate_wait` passes (then
-  it is a plain duplicate of the original, and only what is appended to it later is
-  read). Files shorter than 1 KiB are identified by inode only: a copy of such a short
-  file is read as a new file. A file that appears empty is identified once its first
-  bytes arrive, so a copy being written is not mistaken for a new file.
+  twice. A new file whose first 1 KiB equals the first 1 KiB of a file still open is
+  held unread: once that original is truncated or closed, the copy continues from where
+  reading of the copied content had got to (even if that was under 1 KiB); if the
+  original still holds the content after `rotate_wait`, the copy is a plain duplicate
+  and only what is appended to it later is read. A new file under 1 KiB is new (its
+  prefix is too short to tell a copy from a file that merely starts alike), so a copy of
+  a file that is still under 1 KiB may be read again. A file that appears empty is
+  identified once its first bytes arrive, so a copy being written is not mistaken for a
+  new file. The head and tail fingerprints are taken from the bytes as they were read,
+  never by reading the file again (it may have been truncated in between).
 
 * **Rotated away.** A file that no longer matches the globs (renamed out, deleted, a
   symlink retargeted) is still read by its descriptor, because writers keep writing to
@@ -555,9 +559,13 @@ class FileSource:
                     and self._continue_copy(f, size, cp)
                 ):
                     return
-            # A copy of a file still open, which may or may not be truncated next: wait.
+            # A copy of a file still open, which may or may not be truncated next (or
+            # was, unnoticed yet: compare with its head as read, too): wait.
             for g in self._files.values():
-                if g is not f and g.state != "held" and _pread(g.fd, len(head), 0) == head:
+                if g is f or g.state == "held":
+                    continue
+                known = g.head if g.state == "live" else b""
+                if (known and head.startswith(known)) or _pread(g.fd, len(head), 0) == head:
                     log.debug(
                         "copy of an open file; held",
                         extra={"source": name, "path": f.path, "of": g.path, "size": size},
