@@ -40,10 +40,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatwatch",
-        description="Tail a chatbot's logs, expose Prometheus metrics, evaluate alert rules, notify.",
+        description=(
+            "Tail a chatbot's logs, expose Prometheus metrics, evaluate alert rules, notify."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"chatwatch {__version__}")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
     parser.add_argument(
         "--log-format", default="json", choices=["json", "text"], help="agent logs on stderr"
     )
@@ -60,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="a demo chatbot writes logs and chatwatch watches them")
     p.add_argument("--dir", default=None, help="working folder (default: a temporary one)")
     p.add_argument("--listen", default="127.0.0.1:9317")
-    p.add_argument("--duration", type=float, default=0, help="stop after N seconds (0: run until ^C)")
+    p.add_argument(
+        "--duration", type=float, default=0, help="stop after N seconds (0: run until ^C)"
+    )
     p.set_defaults(func=_cmd_demo)
 
     for register in _EXTENSIONS:

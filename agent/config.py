@@ -98,7 +98,9 @@ def expand_env(value: Any, env: Mapping[str, str], where: str = "") -> Any:
     if isinstance(value, list):
         return [expand_env(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: expand_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {
+            k: expand_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()
+        }
     return value
 
 
@@ -130,7 +132,9 @@ def _friendly(err: Mapping[str, Any]) -> str:
 def validation_problems(file: str, exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p and p.endswith("]")))
+        loc = tuple(
+            p for p in err["loc"] if not (isinstance(p, str) and "[" in p and p.endswith("]"))
+        )
         problems.append(f"{file}: {format_loc(loc)}: {_friendly(err)}")
     return problems
 
@@ -156,7 +160,9 @@ def loads(text: str, file: str = "<config>", env: Mapping[str, str] | None = Non
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError([f"{file}: (root): expected a mapping of keys such as sources:, metrics:"])
+        raise ConfigError(
+            [f"{file}: (root): expected a mapping of keys such as sources:, metrics:"]
+        )
     try:
         raw = expand_env(raw, os.environ if env is None else env)
     except ConfigError as exc:
