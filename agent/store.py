@@ -140,7 +140,7 @@ class Family:
             for values, cell in list(self.series.items()):
                 key = keys.get(values)
                 if key is None:
-                    key = keys[values] = make(values, name)
+                    key = keys[values] = _drop_empty(make(values, name), values)
                 yield key, cell[0]
             return
         bucket_name, sum_name, count_name = name + "_bucket", name + "_sum", name + "_count"
@@ -149,9 +149,17 @@ class Family:
             total = 0.0
             for le, c in zip(les, counts, strict=False):
                 total += c
-                yield make_bucket(values, bucket_name, le), total
-            yield make(values, sum_name), counts[-1]
-            yield make(values, count_name), total
+                yield _drop_empty(make_bucket(values, bucket_name, le), values), total
+            yield _drop_empty(make(values, sum_name), values), counts[-1]
+            yield _drop_empty(make(values, count_name), values), total
+
+
+def _drop_empty(key: SeriesKey, values: LabelValues) -> SeriesKey:
+    """A label with an empty value is no label (as in Prometheus): `{error_type=""}` from a
+    missing field must not show up in rule results or alert labels."""
+    if "" not in values:
+        return key
+    return tuple(pair for pair in key if pair[1] != "")
 
 
 class ExternalFamily:

@@ -169,6 +169,35 @@ def test_snapshot_gives_sorted_label_pairs_and_expanded_histograms() -> None:
         assert list(key) == sorted(key)
 
 
+def test_snapshot_drops_labels_whose_value_is_empty_as_prometheus_does() -> None:
+    # An event without the field gives the label an empty value; in Prometheus a label with
+    # an empty value is no label, so rules (and the alert labels they make) must not see it.
+    p = Pipeline(
+        {"name": "req_total", "type": "counter", "labels": {"route": "route", "err": "err"}},
+        {
+            "name": "lat_seconds",
+            "type": "histogram",
+            "value": "s",
+            "buckets": [1],
+            "labels": {"err": "err"},
+        },
+    )
+    p.feed({"route": "/a", "s": 0.5}, {"route": "/a", "err": "timeout", "s": 2})
+    snap = dict(p.store.snapshot())
+    assert snap == {
+        (("__name__", "req_total"), ("route", "/a")): 1.0,
+        (("__name__", "req_total"), ("err", "timeout"), ("route", "/a")): 1.0,
+        (("__name__", "lat_seconds_bucket"), ("le", "1.0")): 1.0,
+        (("__name__", "lat_seconds_bucket"), ("le", "+Inf")): 1.0,
+        (("__name__", "lat_seconds_sum"),): 0.5,
+        (("__name__", "lat_seconds_count"),): 1.0,
+        (("__name__", "lat_seconds_bucket"), ("err", "timeout"), ("le", "1.0")): 0.0,
+        (("__name__", "lat_seconds_bucket"), ("err", "timeout"), ("le", "+Inf")): 1.0,
+        (("__name__", "lat_seconds_sum"), ("err", "timeout")): 2.0,
+        (("__name__", "lat_seconds_count"), ("err", "timeout")): 1.0,
+    }
+
+
 def test_set_family_shows_recording_rules_and_alerts_on_metrics_and_in_snapshots() -> None:
     p = Pipeline({"name": "req_total", "type": "counter"})
     p.store.set_family(
