@@ -14,6 +14,7 @@ import logging
 import platform
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.registry import Collector
@@ -81,7 +82,7 @@ class Agent:
         self._reload_ok.set((), 1.0)
         self._reload_ts.set((), time.time())
 
-        self.store = Store()
+        self.store = Store(self.stats)
         self.extractor = Extractor(cfg.metrics, self.store, self.stats)
         self.sink = _SwitchSink(self.extractor)
         self.checkpoints = Checkpoints(cfg.checkpoint_path, self.stats)
@@ -138,6 +139,9 @@ class Agent:
             loop.add_signal_handler(signal.SIGINT, self.stop)
             loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         self.checkpoints.load()
+        restored = self.rules.restore_state(self._alert_state_path(), time.time())
+        if restored:
+            log.info("alert state restored", extra={"alerts": restored})
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -165,6 +169,7 @@ class Agent:
         log.info("shutting down")
         await self._stop_sources()
         self._save_checkpoints()
+        self._save_alert_state()
         try:
             await asyncio.wait_for(self.notifier.stop(), timeout=1.0)
         except TimeoutError:
@@ -195,10 +200,21 @@ class Agent:
         except OSError as exc:
             log.error("cannot write checkpoints", extra={"error": str(exc)})
 
+    def _alert_state_path(self) -> Path:
+        return self.cfg.resolve(self.cfg.state_dir) / "alerts.json"
+
+    def _save_alert_state(self) -> None:
+        """Pending and firing alerts, so a restart neither restarts a `for` nor fires anew."""
+        try:
+            self.rules.save_state(self._alert_state_path(), time.time())
+        except OSError as exc:
+            log.error("cannot write alert state", extra={"error": str(exc)})
+
     async def _checkpoint_forever(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.checkpoint.interval)
             self._save_checkpoints()
+            self._save_alert_state()
 
     async def _evaluate_forever(self) -> None:
         """Every evaluation_interval, on the wall-clock grid: expire, snapshot, evaluate."""
@@ -236,7 +252,7 @@ class Agent:
         self.cfg = cfg
         self.sink.target = extractor
         self.extractor = extractor
-        self.rules.reload(groups)
+        self.rules.reload(groups, evaluation_interval=cfg.evaluation_interval)
         self.history.retention = required_retention(groups, cfg.evaluation_interval)
         self.notifier.reload(cfg.alerting)
         if resolve_sources(cfg) != resolve_sources(old):

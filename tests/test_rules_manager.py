@@ -361,5 +361,25 @@ def test_restored_alert_resolves_once_the_history_has_refilled(tmp_path: Path) -
         for alert in restarted.tick(T0 + i, 0.0):  # the errors stopped while we were down
             if alert.ends_at is not None and resolved_at is None:
                 resolved_at = alert.ends_at
-    # the rule reads a 5-minute lookback (instant selector): held until then, not longer
-    assert resolved_at == T0 + 30 + 300
+    # held while the recording rule's 10 s window refills (a partial window would
+    # understate the rate), then resolved at once: the recorded series has data again
+    assert resolved_at == T0 + 30 + 10
+
+
+def test_restored_alert_is_held_while_its_series_has_no_data_yet(tmp_path: Path) -> None:
+    text = "groups: [{name: g, rules: [{alert: QueueLong, expr: queue_length > 10}]}]"
+    key = (("__name__", "queue_length"),)
+    h = Harness(text)
+    h.history.append(T0, [(key, 50.0)])
+    h.manager.evaluate(T0)
+    h.manager.save_state(tmp_path / "alerts.json", T0)
+    restarted = Harness(text)
+    restarted.manager.restore_state(tmp_path / "alerts.json", T0 + 10)
+    for i in range(10, 100):  # no log line about the queue since the restart
+        restarted.history.append(T0 + i, [])
+        restarted.manager.evaluate(T0 + i)
+    assert restarted.states() == ["firing"]
+    restarted.history.append(T0 + 100, [(key, 0.0)])  # the next line says it is empty
+    [resolved] = restarted.manager.evaluate(T0 + 100)
+    assert resolved.ends_at == T0 + 100
+    assert restarted.states() == []

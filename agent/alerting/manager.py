@@ -282,9 +282,11 @@ class RuleManager:
 
         As in Prometheus, the time the agent was down does not count toward `for`: a
         pending alert's start moves forward by the downtime. Firing alerts keep their
-        start time, so notification sees the same alert, not a new one; while the
-        history refills (the expression's lookback, at most RESTORE_GRACE) a restored
-        alert missing from the result is kept rather than resolved. Returns the
+        start time, so notification sees the same alert, not a new one. The history
+        starts empty, so a restored alert missing from the result is kept rather than
+        resolved until the history has refilled: every range window the expression reads
+        (directly or through recording rules) is covered and every instant selector has
+        a sample again, or at the latest after its lookback (at most RESTORE_GRACE). Returns the
         number of alerts restored; a missing or unreadable file restores nothing."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -301,6 +303,11 @@ class RuleManager:
         from agent.alerting.promql import lookback
 
         downtime = max(0.0, now - saved_at)
+        # a recorded series is only as complete as the windows its rule reads
+        recorded_range = max(
+            (r.expr.range_s for g in self._groups for r in g.rules if isinstance(r, RecordingRule)),
+            default=0.0,
+        )
         restored = 0
         for g in self._groups:
             for r in g.alerting_rules():
@@ -310,6 +317,7 @@ class RuleManager:
                 # the history starts empty: until the expression's window has refilled,
                 # a restored alert missing from the result is kept, not resolved
                 r.restored_until = now + min(lookback(r.expr), RESTORE_GRACE)
+                r.windows_full_at = now + max(r.expr.range_s, recorded_range)
                 for e in entries:
                     try:
                         alert = _alert_from_state(e)

@@ -107,6 +107,10 @@ class Expr:
     kind: str  # "vector" or "scalar"
     fn: Fn
     lookback_s: float
+    instant_selectors: tuple[tuple[Matcher, ...], ...] = ()
+    """Matchers of each instant-vector selector (each reads only the newest sample)."""
+    range_s: float = 0.0
+    """The longest range (+ offset) a range selector reads: history this old must exist."""
 
 
 def compile_expr(text: str) -> Expr:
@@ -119,7 +123,14 @@ def compile_expr(text: str) -> Expr:
     kind, fn = c.compile(node)
     if kind not in (VECTOR, SCALAR):
         raise ValueError(f"expression must return an instant vector or a scalar, not a {kind}")
-    return Expr(text, kind, fn, c.lookback_ms / 1000)
+    return Expr(
+        text,
+        kind,
+        fn,
+        c.lookback_ms / 1000,
+        tuple(c.instant_selectors),
+        c.range_ms / 1000,
+    )
 
 
 def evaluate(expr: Expr, history: History, now: float) -> Vector | float:
@@ -751,6 +762,8 @@ _MATCH_OPS: dict[str, MatchOp] = {
 class _Compiler:
     def __init__(self) -> None:
         self.lookback_ms = 0
+        self.range_ms = 0
+        self.instant_selectors: list[tuple[Matcher, ...]] = []
         self.reads: list[str | None] = []  # per selector: its metric name, or None
 
     def names_read(self, start: int) -> frozenset[str] | None:
@@ -821,6 +834,7 @@ class _Compiler:
         ms = self.matchers(vs)
         off = _ms(vs.offset)
         self.lookback_ms = max(self.lookback_ms, LOOKBACK_MS + max(off, 0))
+        self.instant_selectors.append(ms)
 
         def select(h: History, t: int) -> IVec:
             ref = t - off
@@ -862,6 +876,7 @@ class _Compiler:
         off = _ms(vs.offset)
         rng = _ms(node.range)
         self.lookback_ms = max(self.lookback_ms, rng + max(off, 0))
+        self.range_ms = max(self.range_ms, rng + max(off, 0))
 
         def windows(h: History, t: int) -> list[Window]:
             ref = t - off

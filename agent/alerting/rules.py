@@ -216,6 +216,8 @@ class RuleGroup:
                     rule.written = written
                     rule.last_result = samples
                 else:
+                    if rule.restored_until > now:
+                        rule.end_restore_when_refilled(history, now)
                     changes = rule.apply(vector, now)
                     active = len(rule.active_alerts()) if self.limit else 0
                     if active > self.limit:

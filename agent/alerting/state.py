@@ -115,6 +115,18 @@ class AlertingRule:
     evaluation_time: float = 0.0
     restored_until: float = 0.0
     """After a restart, alerts restored from disk are not resolved before this time."""
+    windows_full_at: float = 0.0
+    """After a restart, when the range windows the expression reads (directly or through
+    recording rules) span history again."""
+
+    def end_restore_when_refilled(self, history: Any, now: float) -> None:
+        """End the post-restart grace as soon as the history answers the expression as it
+        would have without the restart: every range window is covered and every instant
+        selector has a sample again (so a gauge that reads 0 now resolves at once)."""
+        if now < self.windows_full_at:
+            return
+        if all(history.series(ms) for ms in getattr(self.expr, "instant_selectors", ())):
+            self.restored_until = 0.0
 
     @property
     def identity(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:
@@ -247,6 +259,7 @@ class AlertingRule:
         self.last_evaluation = old.last_evaluation
         self.evaluation_time = old.evaluation_time
         self.restored_until = old.restored_until
+        self.windows_full_at = old.windows_full_at
 
 
 def _same(a: float, b: float) -> bool:
