@@ -218,6 +218,13 @@ class Store:
                     old.touched if old.touched is not None else dict.fromkeys(fam.series, now)
                 )
             self._series.set((cfg.name,), len(fam.series))
+        if not labelnames and fam.kind in ("counter", "histogram") and not fam.series:
+            # A counter without labels exists from the start at 0, as a client library's
+            # does: rate() sees the first event, and "no series" means "not configured".
+            fam.series[()] = [0.0] * (len(fam.bounds) + 2 if fam.kind == "histogram" else 1)
+            if fam.touched is not None:
+                fam.touched[()] = now
+            self._series.set((cfg.name,), 1)
         self.families[cfg.name] = fam
         return fam
 

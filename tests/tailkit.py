@@ -95,8 +95,9 @@ class Running:
         return 0.0 if family is None else family.get(tuple(labels))
 
     def samples(self, name: str) -> dict[tuple[str, ...], float]:
+        """The label sets counted so far (counters start at 0 for every reason: left out)."""
         family = self.stats.family(name)
-        return {} if family is None else dict(family.values)
+        return {} if family is None else {k: v for k, v in family.values.items() if v}
 
 
 @asynccontextmanager

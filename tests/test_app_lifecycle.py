@@ -144,3 +144,27 @@ def test_bad_reload_keeps_running_config_and_good_reload_applies(tmp_path: Path)
         assert metric(cw.metrics(), "lines_total") == 3
     finally:
         assert cw.stop() == 0
+
+
+def test_counters_show_at_zero_before_the_first_event_and_count_bad_lines(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    config = tmp_path / "chatwatch.yaml"
+    write_config(config, port)
+    (tmp_path / "bot.log").touch()
+    cw = Chatwatch(config, port, tmp_path).start()
+    try:
+        text = wait_until(cw.metrics, what="first scrape")
+        # A dashboard and rate() need the series before anything happened.
+        assert metric(text, "lines_total") == 0
+        assert 'chatwatch_decode_errors_total{reason="not_json",source="chatbot"} 0.0' in text
+        assert 'chatwatch_lines_read_total{source="chatbot"} 0.0' in text
+        with (tmp_path / "bot.log").open("a") as f:
+            f.write('not json\n{"event": "x"}\n')
+        wait_until(lambda: metric(cw.metrics(), "lines_total") == 1, what="the good line")
+        text = cw.metrics()
+        assert 'chatwatch_decode_errors_total{reason="not_json",source="chatbot"} 1.0' in text
+        assert 'chatwatch_lines_read_total{source="chatbot"} 2.0' in text
+    finally:
+        assert cw.stop() == 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from agent.decode import REASONS
 from agent.selfmetrics import SelfMetrics
 
 _NL = b"\n"
@@ -149,6 +150,13 @@ class SourceCounters:
             "Lines that gave no event, by reason (not_json, not_object, too_long, ...).",
             ("source", "reason"),
         )
+
+        # every counter shows from the start at 0, so rate() and increase() see the first
+        # error, and a dashboard has a series to plot before anything went wrong
+        for counter in (self.lines, self.bytes, self.events):
+            counter.inc(self.label, 0.0)
+        for reason in REASONS:
+            self.decode_errors.inc((source, reason), 0.0)
 
     def decode_error(self, reason: str) -> None:
         self.decode_errors.inc((self.source, reason))
