@@ -1,0 +1,248 @@
+"""The go-live-chat recipe (examples/recipes/go-live-chat/): a Go live-chat server with an
+AI consultant, logging with log/slog's JSONHandler.
+
+The committed sample is what generate.py writes; the config passes `chatwatch check`; the
+rules' unit tests pass in chatwatch and in promtool; and `chatwatch replay` of the sample
+yields the counts a plain reading of the log gives, raises each alert during the spell
+that should raise it, and resolves every one of them before the log ends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.deploy_support import REPO, require_tool
+
+RECIPE = REPO / "examples" / "recipes" / "go-live-chat"
+SAMPLE = RECIPE / "sample.log"
+# A recognisable secret: it must not show up in anything chatwatch prints.
+WEBHOOK = "https://hooks.slack.com/services/T0RECIPE/B0RECIPE/do-not-print-me"
+EVENT = re.compile(r"^(\S+)\s+(FIRING|RESOLVED)\s+(\w+)\{")
+START = dt.datetime(2026, 1, 1, 10, tzinfo=dt.UTC)  # generate.py's default --start
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("go_live_chat_generate", RECIPE / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _generator()
+
+
+def _chatwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SLACK_WEBHOOK_URL": WEBHOOK}
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert WEBHOOK not in result.stdout + result.stderr
+    return result
+
+
+def _records() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+
+
+def test_sample_log_is_what_generate_py_writes(tmp_path: Path) -> None:
+    out = tmp_path / "sample.log"
+    subprocess.run(
+        [sys.executable, str(RECIPE / "generate.py"), "--out", str(out)],
+        check=True,
+        timeout=60,
+    )
+    assert out.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_sample_log_is_slog_json_with_a_correlation_id_on_every_line() -> None:
+    records = _records()
+    assert len(records) >= 2000
+    for r in records:
+        assert list(r)[:4] == ["time", "level", "msg", "correlation_id"], r
+        assert r["level"] in {"DEBUG", "INFO", "WARN", "ERROR"}
+        # time.RFC3339Nano in UTC: nanoseconds with trailing zeros trimmed.
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,8}[1-9])?Z", r["time"])
+    times = [dt.datetime.fromisoformat(r["time"]) for r in records]
+    assert times == sorted(times)
+    assert times[0] == START
+
+
+def test_config_passes_chatwatch_check() -> None:
+    result = _chatwatch("check", "-c", str(RECIPE / "chatwatch.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("chatwatch.yaml: ok")
+
+
+def test_rules_pass_promtool_check_and_both_rule_test_runners() -> None:
+    promtool = require_tool("promtool")
+    check = subprocess.run(
+        [promtool, "check", "rules", str(RECIPE / "rules.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS: 6 rules found" in check.stdout
+    ours = _chatwatch("test", "rules", str(RECIPE / "rules_test.yml"))
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+    assert "SUCCESS" in ours.stdout
+    theirs = subprocess.run(
+        [promtool, "test", "rules", str(RECIPE / "rules_test.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert theirs.returncode == 0, theirs.stdout + theirs.stderr
+    assert "SUCCESS" in theirs.stdout
+
+
+@pytest.fixture(scope="module")
+def replay() -> str:
+    result = _chatwatch("replay", "-c", str(RECIPE / "chatwatch.yaml"), str(SAMPLE))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"# replayed {len(_records())} lines" in result.stdout
+    assert "could not be decoded" not in result.stdout
+    assert "had no usable" not in result.stdout
+    return result.stdout
+
+
+def _metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    samples = {}
+    metrics_text = text[text.index("# HELP") :]
+    for family in text_string_to_metric_families(metrics_text):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples
+
+
+def _key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return (name, frozenset(labels.items()))
+
+
+def test_replay_counts_what_the_log_says(replay: str) -> None:
+    records = _records()
+    msgs = Counter(r["msg"] for r in records)
+    got = _metrics(replay)
+
+    opened, closed = msgs["websocket connection opened"], msgs["websocket connection closed"]
+    assert got[_key("livechat_ws_connections_total", outcome="opened")] == opened
+    failed = msgs["websocket connection failed"]
+    assert got[_key("livechat_ws_connections_total", outcome="failed")] == failed
+    assert got[_key("livechat_ws_active_connections")] == opened - closed
+    codes = Counter(str(r["code"]) for r in records if r["msg"] == "websocket connection closed")
+    for code, n in codes.items():
+        assert got[_key("livechat_ws_closed_total", code=code)] == n
+
+    sent = [r for r in records if r["msg"] == "message sent"]
+    types = Counter(r["type"] for r in sent)
+    assert (
+        got[_key("livechat_messages_total", direction="received", type="user_message")]
+        == (msgs["message received"])
+    )
+    assert (
+        got[_key("livechat_messages_total", direction="sent", type="ai_answer")]
+        == (types["ai_answer"])
+    )
+    assert got[_key("livechat_messages_total", direction="sent", type="error")] == types["error"]
+    assert types["error"] == msgs["ai request failed"] > 0
+    response = "livechat_response_duration_seconds"
+    assert got[_key(f"{response}_count")] == len(sent)
+    within_2s = sum(r["response_time"] <= 2_000_000_000 for r in sent)
+    assert got[_key(f"{response}_bucket", le="2.0")] == within_2s
+    assert got[_key(f"{response}_sum")] == pytest.approx(
+        sum(r["response_time"] for r in sent) / 1e9
+    )
+
+    assert got[_key("livechat_cache_lookups_total", result="hit")] == msgs["cache hit"]
+    assert got[_key("livechat_cache_lookups_total", result="miss")] == msgs["cache miss"]
+
+    done = [r for r in records if r["msg"] == "ai request completed"]
+    model = {"model": "gpt-4o"}
+    assert got[_key("livechat_ai_requests_total", result="completed", **model)] == len(done)
+    assert (
+        got[_key("livechat_ai_requests_total", result="failed", **model)]
+        == (msgs["ai request failed"])
+    )
+    assert got[_key("livechat_ai_prompt_tokens_total", **model)] == sum(
+        r["usage"]["prompt_tokens"] for r in done
+    )
+    assert got[_key("livechat_ai_completion_tokens_total", **model)] == sum(
+        r["usage"]["completion_tokens"] for r in done
+    )
+    assert got[_key("livechat_ai_cost_usd_total", **model)] == pytest.approx(
+        math.fsum(r["cost_usd"] for r in done)
+    )
+    ai_count = got[_key("livechat_ai_request_duration_seconds_count", **model)]
+    assert ai_count == len(done) + msgs["ai request failed"]
+
+    reasons = Counter(r["reason"] for r in records if r["msg"] == "auth failed")
+    for reason, n in reasons.items():
+        assert got[_key("livechat_auth_failures_total", reason=reason)] == n
+    for level, n in Counter(r["level"] for r in records).items():
+        assert got[_key("livechat_log_events_total", level=level)] == n
+
+
+def _timeline(replay: str) -> list[tuple[float | None, str, str]]:
+    """(seconds after the start or None at the end, FIRING|RESOLVED, alertname)."""
+    out = []
+    for line in replay.splitlines():
+        m = EVENT.match(line)
+        if m:
+            when = None if m.group(1) == "(end)" else dt.datetime.fromisoformat(m.group(1))
+            out.append((None if when is None else (when - START).total_seconds(), *m.group(2, 3)))
+    return out
+
+
+SPELL_ALERTS = {
+    "cache_outage": {
+        "LiveChatHighErrorRate",
+        "LiveChatSlowResponses",
+        "LiveChatCacheHitRateLow",
+        "LiveChatAICostOverBudget",
+    },
+    "auth_burst": {"LiveChatAuthFailureBurst"},
+    "upgrade": {"LiveChatConnectionSuccessLow"},
+}
+
+
+def test_each_spell_raises_its_alerts_which_resolve_after_it(replay: str) -> None:
+    timeline = _timeline(replay)
+    assert not [e for e in timeline if e[0] is None], f"still firing at the end: {timeline}"
+    fired: dict[str, list[float]] = {}
+    resolved: dict[str, list[float]] = {}
+    for t, state, name in timeline:
+        assert t is not None
+        (fired if state == "FIRING" else resolved).setdefault(name, []).append(t)
+    assert set(fired) == set().union(*SPELL_ALERTS.values())
+    # Each alert fires once, while its spell lasts, and resolves within 15 minutes of its end
+    # (the cost alert reads 15 minutes of spend; the others 5 minutes or less).
+    for spell, names in SPELL_ALERTS.items():
+        begin, end = GEN.SPELLS[spell]
+        for name in names:
+            assert len(fired[name]) == 1 and len(resolved[name]) == 1, timeline
+            assert begin < fired[name][0] < end, (name, fired[name], (begin, end))
+            assert end < resolved[name][0] <= end + 15 * 60, (name, resolved[name], end)
+    # The auth burst alert reads one minute: it ends within two of the burst.
+    assert resolved["LiveChatAuthFailureBurst"][0] <= GEN.AUTH_BURST[1] + 120
