@@ -66,6 +66,11 @@ receivers:
         await wait_for(lambda: hook.requests, what="firing webhook")
         n.send([resolve(a, now + 1), resolve(b, now + 1)], now + 1)
         await wait_for(lambda: len(hook.requests) >= 2, what="resolved webhook")
+        # counted once the receiver's answer is in, a moment after it got the request
+        await wait_for(
+            lambda: metric(stats, "chatwatch_notifications_total", "bridge", "webhook") == 2,
+            what="both notifications counted",
+        )
 
     first, second = hook.requests
     body = first.json()
