@@ -1,0 +1,298 @@
+"""Recipe examples/recipes/fastapi-support-bot: a FastAPI support bot's Python `logging` text
+log, decoded by a regex, replayed through the recipe's config and rules with the real CLI.
+
+Expectations come from the generator (`generate.py --counts`: what it wrote, per handler,
+category, resolution, error type ...), never from chatwatch's own output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.config import load
+from agent.decode import make_decoder
+from tests.deploy_support import REPO, anchors, require_tool
+
+RECIPE = REPO / "examples" / "recipes" / "fastapi-support-bot"
+SAMPLE = RECIPE / "sample.log"
+CONFIG = RECIPE / "chatwatch.yaml"
+ENV = {**os.environ, "SUPPORT_BOT_WEBHOOK_URL": "http://127.0.0.1:9/not-used-by-replay"}
+ASCTIME = "%Y-%m-%d %H:%M:%S,%f"
+TIMELINE = re.compile(r"^(\S+)\s+(FIRING|RESOLVED)\s+(\w+)\{([^}]*)\}")
+
+# The generator's counts -> (chatwatch metric, its label names in the generator's order).
+METRICS = {
+    "handlers": ("support_bot_handler_matches_total", ("handler",)),
+    "conversations": ("support_bot_conversations_total", ("category", "resolution")),
+    "escalations": ("support_bot_escalations_total", ("reason",)),
+    "errors": ("support_bot_errors_total", ("logger", "error_type")),
+    "llm": ("support_bot_llm_calls_total", ("model", "outcome")),
+    "http": ("support_bot_http_requests_total", ("method", "path", "status_code")),
+    "lines": ("support_bot_log_lines_total", ("level",)),
+}
+
+
+def _chatwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=ENV,
+        cwd=REPO,
+    )
+
+
+def _utc(iso: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(iso).replace(tzinfo=dt.UTC)
+
+
+@dataclass
+class Replay:
+    timeline: list[tuple[dt.datetime | None, str, str, dict[str, str]]]
+    """(time or None for "(end)", FIRING|RESOLVED, alertname, labels) in order."""
+    summary: str
+    metrics: dict[str, dict[tuple[tuple[str, str], ...], float]]
+
+    def events(self, alertname: str) -> list[tuple[dt.datetime | None, str, dict[str, str]]]:
+        return [(t, state, lb) for t, state, name, lb in self.timeline if name == alertname]
+
+
+def _parse_replay(stdout: str) -> Replay:
+    timeline = []
+    for line in stdout.splitlines():
+        m = TIMELINE.match(line)
+        if m:
+            when = None if m.group(1) == "(end)" else _utc(m.group(1).removesuffix("Z"))
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(4)))
+            timeline.append((when, m.group(2), m.group(3), labels))
+    summary = "\n".join(
+        ln
+        for ln in stdout.splitlines()
+        if ln.startswith("# ") and not ln.startswith(("# HELP", "# TYPE"))
+    )
+    metrics: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    exposition = stdout[stdout.find("# HELP") :] if "# HELP" in stdout else ""
+    for family in text_string_to_metric_families(exposition):
+        for s in family.samples:
+            metrics.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return Replay(timeline, summary, metrics)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """generate.py run with its defaults (as sample.log was made): the log and its counts."""
+    tmp = tmp_path_factory.mktemp("support-bot")
+    log, counts = tmp / "sample.log", tmp / "counts.json"
+    subprocess.run(
+        [sys.executable, str(RECIPE / "generate.py"), "--out", str(log), "--counts", str(counts)],
+        check=True,
+        timeout=60,
+    )
+    return log, json.loads(counts.read_text())
+
+
+@pytest.fixture(scope="module")
+def replay() -> Replay:
+    result = _chatwatch("replay", "-c", str(CONFIG), str(SAMPLE))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return _parse_replay(result.stdout)
+
+
+def test_sample_log_is_what_generate_py_writes(generated: tuple[Path, dict[str, Any]]) -> None:
+    log, counts = generated
+    assert log.read_bytes() == SAMPLE.read_bytes(), "sample.log drifted from generate.py"
+    lines = SAMPLE.read_text().splitlines()
+    assert len(lines) >= 2000
+    assert counts["continuation_lines"] > 0  # tracebacks are part of the sample
+    # The real logging format, with Python's default asctime.
+    first = lines[0]
+    assert re.match(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[INFO\] \[req:-\] \[session:-\] ", first
+    )
+    assert dt.datetime.strptime(first[:23], ASCTIME) == dt.datetime.fromisoformat(counts["start"])
+
+
+def test_chatwatch_check_accepts_the_config() -> None:
+    result = _chatwatch("check", "-c", str(CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith(": ok")
+
+
+def test_chatwatch_check_wants_the_webhook_url_from_the_environment() -> None:
+    env = {k: v for k, v in ENV.items() if k != "SUPPORT_BOT_WEBHOOK_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "check", "-c", str(CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        cwd=REPO,
+    )
+    assert result.returncode == 1
+    assert "SUPPORT_BOT_WEBHOOK_URL is not set" in result.stdout + result.stderr
+
+
+def test_replay_counts_what_the_bot_logged(
+    replay: Replay, generated: tuple[Path, dict[str, Any]]
+) -> None:
+    _, counts = generated
+    for key, (metric, label_names) in METRICS.items():
+        expected = {
+            tuple(sorted(zip(label_names, row[:-1], strict=True))): float(row[-1])
+            for row in counts["metrics"][key]
+        }
+        assert replay.metrics.get(metric) == expected, metric
+    # Every record is an event; every traceback line is skipped and counted, not an event.
+    assert f"({counts['records']} events)" in replay.summary
+    assert f"# {counts['continuation_lines']} lines could not be decoded" in replay.summary
+    assert "no usable" not in replay.summary  # every event had its asctime read
+
+
+def test_traceback_lines_are_counted_as_no_match_or_empty_and_skipped() -> None:
+    """What a live agent shows as chatwatch_decode_errors_total{reason=...} for the sample."""
+    (source,) = load(CONFIG, env=ENV).sources
+    reasons: Counter[str] = Counter()
+    events: list[dict[str, Any]] = []
+    lines = SAMPLE.read_bytes().splitlines()
+    make_decoder(source, lambda reason: reasons.update([reason])).decode(lines, events)
+    starts_record = [bool(re.match(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", ln)) for ln in lines]
+    assert len(events) == sum(starts_record)
+    assert reasons == {
+        "no_match": sum(
+            1 for ln, s in zip(lines, starts_record, strict=True) if ln.strip() and not s
+        ),
+        "empty": sum(1 for ln in lines if not ln.strip()),
+    }
+    assert all(e["ts"] and e["level"] and e["logger"] and "message" in e for e in events)
+
+
+def test_automation_rate_is_recorded(replay: Replay) -> None:
+    (rate,) = replay.metrics["support_bot:automation_rate:ratio_rate10m"].values()
+    assert 0.5 < rate <= 1  # the log ends healthy
+
+
+def _ceil_second(t: dt.datetime) -> dt.datetime:
+    whole = t.replace(microsecond=0)
+    return whole if whole == t else whole + dt.timedelta(seconds=1)
+
+
+def _errors_within_5m(error_times: list[str]) -> Iterator[tuple[dt.datetime, int]]:
+    """(evaluation time, errors in the 5 minutes up to it) at every whole second the count
+    changes, as the rules see it evaluated every second: errors logged at or before the
+    evaluation, after the evaluation 5 minutes earlier."""
+    times = sorted(_utc(t) for t in error_times)
+    window = dt.timedelta(minutes=5)
+    checkpoints = sorted(
+        {_ceil_second(t) for t in times} | {_ceil_second(t) + window for t in times}
+    )
+    for at in checkpoints:
+        yield at, sum(1 for t in times if at - window < t <= at)
+
+
+def test_repeated_error_alert_fires_at_the_third_timeout_and_resolves(
+    replay: Replay, generated: tuple[Path, dict[str, Any]]
+) -> None:
+    _, counts = generated
+    bad_start, bad_end = map(_utc, counts["bad_spell"])
+    events = replay.events("SupportBotRepeatedError")
+    assert {lb["error_type"] for _, _, lb in events} == {"timeout"}, events
+    assert [state for _, state, _ in events] == ["FIRING", "RESOLVED"]
+    (fired_at, _, labels), (resolved_at, _, _) = events
+    assert labels == {"error_type": "timeout", "severity": "warning"}
+
+    counted = list(_errors_within_5m(counts["error_times"]["timeout"]))
+    third = next(at for at, n in counted if n >= 3)
+    below = next(at for at, n in counted if at > third and n < 3)
+    assert bad_start <= third < bad_end
+    assert fired_at is not None and resolved_at is not None
+    assert abs((fired_at - third).total_seconds()) <= 1, (fired_at, third)
+    assert abs((resolved_at - below).total_seconds()) <= 1, (resolved_at, below)
+    # The other error types stay below 3 in any 5 minutes: no alert for them.
+    for error_type, times in counts["error_times"].items():
+        if error_type != "timeout":
+            assert max(n for _, n in _errors_within_5m(times)) < 3
+
+
+def test_low_automation_rate_fires_in_the_bad_spell_and_resolves_after_it(
+    replay: Replay, generated: tuple[Path, dict[str, Any]]
+) -> None:
+    _, counts = generated
+    bad_start, bad_end = map(_utc, counts["bad_spell"])
+    events = replay.events("SupportBotLowAutomationRate")
+    assert [state for _, state, _ in events] == ["FIRING", "RESOLVED"], events
+    (fired_at, _, _), (resolved_at, _, _) = events
+    assert fired_at is not None and resolved_at is not None
+    assert bad_start + dt.timedelta(minutes=3) <= fired_at <= bad_end  # `for: 3m`
+    assert bad_end < resolved_at <= bad_end + dt.timedelta(minutes=10)  # the 10m window
+
+
+def test_healthy_stretches_raise_nothing_and_everything_resolves(
+    replay: Replay, generated: tuple[Path, dict[str, Any]]
+) -> None:
+    _, counts = generated
+    bad_start = _utc(counts["bad_spell"][0])
+    assert replay.timeline, "no alert at all"
+    assert all(t is not None and t >= bad_start for t, *_ in replay.timeline), replay.timeline
+    assert _utc(counts["end"]) - max(t for t, *_ in replay.timeline if t) > dt.timedelta(minutes=5)
+
+
+def test_replay_with_the_asctime_format_spelled_out_gives_the_same_timeline(
+    replay: Replay,
+) -> None:
+    result = _chatwatch(
+        "replay",
+        "-c",
+        str(CONFIG),
+        "--timestamp-field",
+        "ts",
+        "--timestamp-format",
+        ASCTIME,
+        "--no-metrics",
+        str(SAMPLE),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _parse_replay(result.stdout).timeline == replay.timeline
+
+
+def test_readme_quotes_the_sample_and_holds_the_runbooks() -> None:
+    readme = RECIPE / "README.md"
+    sample = set(SAMPLE.read_text().splitlines())
+    quoted = [ln for ln in readme.read_text().splitlines() if re.match(r"\d{4}-\d\d-\d\d ", ln)]
+    assert quoted and all(ln in sample for ln in quoted)
+    rules = yaml.safe_load((RECIPE / "rules.yml").read_text())
+    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    for rule in alerts:
+        url = rule["annotations"]["runbook_url"]
+        assert url.split("#")[1] in anchors(readme), url
+
+
+def test_rule_unit_tests_pass_in_chatwatch() -> None:
+    result = _chatwatch("test", "rules", str(RECIPE / "rules_test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_rule_unit_tests_pass_in_promtool() -> None:
+    promtool = require_tool("promtool")
+    for args in (["check", "rules", "rules.yml"], ["test", "rules", "rules_test.yml"]):
+        result = subprocess.run(
+            [promtool, *args], cwd=RECIPE, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout
