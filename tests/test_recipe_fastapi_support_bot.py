@@ -25,6 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.config import load
 from agent.decode import make_decoder
 from tests.deploy_support import REPO, anchors, require_tool
+from tests.notify_support import HookServer
+from tests.realservers import free_port, running_chatwatch, wait_until
 
 RECIPE = REPO / "examples" / "recipes" / "fastapi-support-bot"
 SAMPLE = RECIPE / "sample.log"
@@ -164,8 +166,9 @@ def test_replay_counts_what_the_bot_logged(
     assert "no usable" not in replay.summary  # every event had its asctime read
 
 
-def test_traceback_lines_are_counted_as_no_match_or_empty_and_skipped() -> None:
-    """What a live agent shows as chatwatch_decode_errors_total{reason=...} for the sample."""
+def test_decoder_skips_and_counts_traceback_lines() -> None:
+    """The decoder on every line of the sample, as replay feeds it: a record is an event,
+    a traceback line is `no_match`, a blank line in a chained traceback is `empty`."""
     (source,) = load(CONFIG, env=ENV).sources
     reasons: Counter[str] = Counter()
     events: list[dict[str, Any]] = []
@@ -280,6 +283,74 @@ def test_readme_quotes_the_sample_and_holds_the_runbooks() -> None:
     for rule in alerts:
         url = rule["annotations"]["runbook_url"]
         assert url.split("#")[1] in anchors(readme), url
+
+
+def _records(lines: list[str]) -> list[list[str]]:
+    """Lines grouped into records: a line with a timestamp and the traceback lines after it."""
+    records: list[list[str]] = []
+    for line in lines:
+        if re.match(r"\d{4}-\d\d-\d\d ", line) or not records:
+            records.append([line])
+        else:
+            records[-1].append(line)
+    return records
+
+
+def test_live_agent_posts_the_alert_to_the_webhook_and_skips_tracebacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`chatwatch run` on the recipe's config (only the port changed): the bot logs three
+    timeouts with their tracebacks, and the webhook gets SupportBotRepeatedError."""
+    config = yaml.safe_load(CONFIG.read_text())
+    port = free_port()
+    config["server"]["listen"] = f"127.0.0.1:{port}"
+    config["rule_files"] = [str(RECIPE / "rules.yml")]
+    (tmp_path / "chatwatch.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    log = tmp_path / "app.log"
+    log.write_text("")
+    hook = HookServer().start()
+    monkeypatch.setenv("SUPPORT_BOT_WEBHOOK_URL", hook.url)
+    monkeypatch.setenv("SUPPORT_BOT_LOG", str(log))
+    monkeypatch.setenv("CHATWATCH_STATE_DIR", str(tmp_path / "state"))
+
+    records = _records(SAMPLE.read_text().splitlines())
+    timeouts = [r for r in records if "[ERROR]" in r[0] and "error_type=timeout" in r[0]][:3]
+    healthy = records[:40]
+    tracebacks = [ln for r in timeouts for ln in r[1:]]
+    try:
+        with running_chatwatch(tmp_path / "chatwatch.yaml", port, tmp_path) as cw:
+            with log.open("a") as f:
+                f.write("".join(ln + "\n" for r in healthy + timeouts for ln in r))
+            bodies = wait_until(hook.bodies, timeout=15, what="a webhook notification")
+            metrics = cw.metrics()
+    finally:
+        hook.stop()
+    (body,) = bodies
+    assert body["status"] == "firing"
+    (alert,) = body["alerts"]
+    assert alert["labels"] == {
+        "alertname": "SupportBotRepeatedError",
+        "error_type": "timeout",
+        "severity": "warning",
+    }
+    assert alert["annotations"]["summary"] == "3 timeout errors in 5 minutes"
+    assert body["groupLabels"] == {"alertname": "SupportBotRepeatedError", "error_type": "timeout"}
+
+    def sample(name: str, **labels: str) -> float | None:
+        for family in text_string_to_metric_families(metrics):
+            for s in family.samples:
+                if s.name == name and s.labels == labels:
+                    return s.value
+        return None
+
+    # Traceback lines are counted as no_match; the blank lines of chained tracebacks are
+    # dropped by the tailer before decoding (replay counts them, see above).
+    no_match = sum(1 for ln in tracebacks if ln.strip())
+    assert no_match > 0
+    assert (
+        sample("chatwatch_decode_errors_total", reason="no_match", source="support-bot") == no_match
+    )
+    assert sample("support_bot_errors_total", logger="support_bot.llm", error_type="timeout") == 3
 
 
 def test_rule_unit_tests_pass_in_chatwatch() -> None:
