@@ -1,0 +1,354 @@
+"""Recipe examples/recipes/node-winston: a Node.js chatbot logging winston JSON, replayed
+through the recipe's config and rules with the real CLI, and its alerts routed: critical
+to the pager webhook (re-paged every 30m), everything else to Slack.
+
+Expectations come from the sample log itself (parsed here, independently of chatwatch)
+and from the generator's schedule (`BAD_SPELL`), never from chatwatch's own output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.alerting.commands import Replay
+from agent.alerting.rules import load_rule_files
+from agent.alerts import Alert
+from agent.config import load
+from agent.notify.dispatcher import Dispatcher
+from agent.notify.notification import Notification
+from agent.notify.notifier import build_integrations_for
+from agent.notify.route import build_route
+from tests.deploy_support import REPO, anchors, require_tool
+from tests.notify_support import HookServer
+from tests.realservers import free_port, running_chatwatch, wait_until
+
+RECIPE = REPO / "examples" / "recipes" / "node-winston"
+SAMPLE = RECIPE / "sample.log"
+CONFIG = RECIPE / "chatwatch.yaml"
+URLS = {
+    "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/slack-not-used-by-replay",
+    "PAGER_WEBHOOK_URL": "http://127.0.0.1:9/pager-not-used-by-replay",
+}
+TIMELINE = re.compile(r"^(\S+)\s+(FIRING|RESOLVED)\s+(\w+)\{([^}]*)\}")
+WINSTON_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("node_winston_generate", RECIPE / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _generator()
+START = dt.datetime.fromisoformat(GEN.DEFAULT_START)
+
+
+def _chatwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **URLS},
+        cwd=REPO,
+    )
+
+
+def _lines() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+
+
+def _ts(line: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(line["timestamp"])
+
+
+# -- the sample log -------------------------------------------------------------------------
+
+
+def test_sample_log_is_what_generate_py_writes(tmp_path: Path) -> None:
+    out = tmp_path / "sample.log"
+    subprocess.run(
+        [sys.executable, str(RECIPE / "generate.py"), "--out", str(out)], check=True, timeout=60
+    )
+    assert out.read_bytes() == SAMPLE.read_bytes(), "sample.log drifted: rerun generate.py"
+    assert len(SAMPLE.read_text().splitlines()) >= 2000
+
+
+def test_lines_are_winston_json_format_output() -> None:
+    """format.json() prints keys sorted, without spaces; format.timestamp() is toISOString()."""
+    for raw in SAMPLE.read_text(encoding="utf-8").splitlines():
+        line = json.loads(raw)
+        assert raw == json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert WINSTON_TS.match(line["timestamp"]), raw
+        assert line["service"] == "chatbot" and line["level"] in {"info", "warn", "error"}
+
+
+def test_config_and_rules_check() -> None:
+    result = _chatwatch("check", "-c", str(CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    promtool = require_tool("promtool")
+    result = subprocess.run(
+        [promtool, "check", "rules", str(RECIPE / "rules.yml")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_severity_summary_description_and_a_runbook_in_the_readme() -> None:
+    readme = anchors(RECIPE / "README.md")
+    for group in load_rule_files(["rules.yml"], base_dir=RECIPE):
+        for rule in group.source["rules"]:
+            assert rule["labels"]["severity"] in {"critical", "warning"}
+            assert {"summary", "description", "runbook_url"} <= set(rule["annotations"])
+            anchor = rule["annotations"]["runbook_url"].partition("#")[2]
+            assert anchor in readme, f"README.md has no #{anchor}"
+
+
+def test_rule_unit_tests_pass_in_chatwatch_and_promtool() -> None:
+    tests = str(RECIPE / "rules_test.yml")
+    result = _chatwatch("test", "rules", tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = subprocess.run(
+        [require_tool("promtool"), "test", "rules", tests], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- replay through the real CLI ------------------------------------------------------------
+
+
+@dataclass
+class Replayed:
+    timeline: list[tuple[dt.datetime | None, str, str]]
+    """(time or None for "(end)", FIRING|RESOLVED, alertname) in order."""
+    metrics: dict[str, dict[frozenset[tuple[str, str]], float]]
+
+    def events(self, alertname: str) -> list[tuple[dt.datetime | None, str]]:
+        return [(t, state) for t, state, name in self.timeline if name == alertname]
+
+
+@pytest.fixture(scope="module")
+def replayed() -> Replayed:
+    result = _chatwatch("replay", "-c", str(CONFIG), str(SAMPLE))
+    assert result.returncode == 0, result.stderr[-2000:]
+    timeline: list[tuple[dt.datetime | None, str, str]] = []
+    for line in result.stdout.splitlines():
+        m = TIMELINE.match(line)
+        if m:
+            when = None if m.group(1) == "(end)" else dt.datetime.fromisoformat(m.group(1))
+            timeline.append((when, m.group(2), m.group(3)))
+    _, _, exposition = result.stdout.partition("\n# replayed ")
+    assert exposition, result.stdout[-2000:]
+    metrics: dict[str, dict[frozenset[tuple[str, str]], float]] = {}
+    for family in text_string_to_metric_families(exposition.partition("\n\n")[2]):
+        for s in family.samples:
+            metrics.setdefault(s.name, {})[frozenset(s.labels.items())] = s.value
+    return Replayed(timeline, metrics)
+
+
+def test_replay_counts_what_the_log_holds(replayed: Replayed) -> None:
+    lines = _lines()
+    m = replayed.metrics
+
+    messages = Counter(
+        (ln["type"], ln["urgency"]) for ln in lines if ln["message"] == "Message received"
+    )
+    assert {
+        (dict(k)["type"], dict(k)["urgency"]): v for k, v in m["chatbot_messages_total"].items()
+    } == messages
+
+    errors = Counter((ln["errorType"], ln["component"]) for ln in lines if ln["level"] == "error")
+    assert len(errors) >= 3
+    assert {
+        (dict(k)["type"], dict(k)["component"]): v for k, v in m["chatbot_errors_total"].items()
+    } == errors
+
+    levels = Counter(ln["level"] for ln in lines)
+    assert {dict(k)["level"]: v for k, v in m["chatbot_log_lines_total"].items()} == levels
+
+    took = [ln["processingTime"] / 1000 for ln in lines if ln["message"] == "Request completed"]
+    route = frozenset({("route", "/api/chat/message")})
+    assert m["http_request_duration_seconds_count"] == {route: len(took)}
+    assert m["http_request_duration_seconds_sum"][route] == pytest.approx(sum(took))
+    buckets = {
+        float(dict(k)["le"]): v
+        for k, v in m["http_request_duration_seconds_bucket"].items()
+        if dict(k)["route"] == "/api/chat/message"
+    }
+    assert buckets == {le: sum(1 for t in took if t <= le) for le in buckets}
+    assert set(buckets) == {0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10, 30, float("inf")}
+
+    started = sum(1 for ln in lines if ln["message"] == "Session started")
+    ended = sum(1 for ln in lines if ln["message"] == "Session ended")
+    assert started > ended > 100
+    assert m["chatbot_active_sessions"] == {frozenset(): started - ended}
+    assert m["chatbot_last_log_timestamp_seconds"] == {
+        frozenset(): pytest.approx(_ts(lines[-1]).timestamp())
+    }
+
+
+def test_replay_alerts_fire_in_the_bad_spells_and_resolve(replayed: Replayed) -> None:
+    bad_start = START + dt.timedelta(seconds=GEN.BAD_SPELL[0])
+    bad_end = START + dt.timedelta(seconds=GEN.BAD_SPELL[1])
+    times = [_ts(ln) for ln in _lines()]
+    gap, before, after = max((b - a, a, b) for a, b in itertools.pairwise(times))
+    assert gap > dt.timedelta(minutes=6)  # the hung event loop
+
+    assert {name for _, _, name in replayed.timeline} == {
+        "HighErrorRate",
+        "HighResponseTime",
+        "ServiceDown",
+    }
+    assert all(t is not None and t > bad_start for t, _, _ in replayed.timeline), (
+        f"an alert on a healthy service, or still firing at the end: {replayed.timeline}"
+    )
+    minute = dt.timedelta(minutes=1)
+
+    (fired, f_state), (resolved, r_state) = replayed.events("HighErrorRate")
+    assert (f_state, r_state) == ("FIRING", "RESOLVED")
+    assert fired is not None and resolved is not None
+    assert bad_start + 2 * minute < fired < bad_start + 7 * minute  # for: 2m
+    assert bad_end < resolved < bad_end + 8 * minute  # once the 5m window has healed
+
+    (fired, f_state), (resolved, r_state) = replayed.events("HighResponseTime")
+    assert (f_state, r_state) == ("FIRING", "RESOLVED")
+    assert fired is not None and resolved is not None
+    assert bad_start + 5 * minute < fired < bad_start + 8 * minute  # for: 5m
+    assert bad_end < resolved < bad_end + 8 * minute
+
+    (fired, f_state), (resolved, r_state) = replayed.events("ServiceDown")
+    assert (f_state, r_state) == ("FIRING", "RESOLVED")
+    assert fired is not None and resolved is not None
+    second = dt.timedelta(seconds=1)
+    assert before + 5 * minute <= fired <= before + 5 * minute + 2 * second
+    assert after <= resolved <= after + 2 * second
+
+
+# -- routing --------------------------------------------------------------------------------
+
+
+def _dispatcher() -> tuple[Dispatcher, Any]:
+    cfg = load(CONFIG, env={**os.environ, **URLS})
+    alerting = cfg.alerting
+    assert alerting.route is not None
+    specs = {r.name: build_integrations_for(r.name, alerting) for r in alerting.receivers}
+    return Dispatcher(build_route(alerting.route), specs, "http://chatwatch:9317", 300.0), cfg
+
+
+def _sent(notes: list[tuple[float, Notification]]) -> list[tuple[str, str, list[str]]]:
+    return [(n.receiver, n.status, [a.name for a in n.alerts]) for _, n in notes]
+
+
+def test_replayed_alerts_page_when_critical_and_go_to_slack_otherwise() -> None:
+    """The alerts the sample raises, handed each evaluation to a dispatcher built from the
+    recipe's route tree: which receiver is told what, in order."""
+    dispatcher, cfg = _dispatcher()
+    replay = Replay(cfg, load_rule_files(cfg.rule_files, base_dir=cfg.base_dir))
+    sent: list[tuple[float, Notification]] = []
+
+    def notify(alerts: list[Alert], now: float) -> None:
+        dispatcher.ingest(alerts, now)
+        sent.extend((now, n) for n in dispatcher.flush_due(now))
+
+    replay.manager.notify = notify
+    replay.run([str(SAMPLE)])
+
+    assert [s for s in _sent(sent) if s[0] == "pager"] == [
+        ("pager", "firing", ["HighErrorRate"]),
+        ("pager", "resolved", ["HighErrorRate"]),
+        ("pager", "firing", ["ServiceDown"]),
+        ("pager", "resolved", ["ServiceDown"]),
+    ]
+    assert [s for s in _sent(sent) if s[0] == "slack"] == [
+        ("slack", "firing", ["HighResponseTime"]),
+        ("slack", "resolved", ["HighResponseTime"]),
+    ]
+    # Each firing message goes out at the evaluation that saw the alert fire (group_wait 0s).
+    fired_at = {e.labels["alertname"]: e.ts for e in replay.timeline if e.kind == "firing"}
+    for now, note in sent:
+        if note.status == "firing":
+            assert now == fired_at[note.alerts[0].name]
+
+
+def test_a_critical_alert_is_re_paged_every_30m_a_warning_reminded_after_4h() -> None:
+    dispatcher, _ = _dispatcher()
+    t0 = START.timestamp()
+    down = Alert({"alertname": "ServiceDown", "severity": "critical"}, starts_at=t0)
+    slow = Alert(
+        {"alertname": "HighResponseTime", "severity": "warning", "route": "/api/chat/message"},
+        starts_at=t0,
+    )
+    sent: list[tuple[float, Notification]] = []
+    for second in range(0, 5 * 3600, 15):  # both keep firing for five hours
+        now = t0 + second
+        dispatcher.ingest([down, slow], now)
+        sent.extend((now - t0, n) for n in dispatcher.flush_due(now))
+    pages = [at for at, n in sent if n.receiver == "pager"]
+    assert [round(at / 60) for at in pages] == list(range(0, 5 * 60, 30))
+    assert all(n.alerts[0].name == "ServiceDown" for _, n in sent if n.receiver == "pager")
+    reminders = [at for at, n in sent if n.receiver == "slack"]
+    assert [round(at / 60) for at in reminders] == [0, 240]
+
+
+def test_live_agent_pages_a_silent_service_and_leaves_slack_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`chatwatch run` with the recipe's config as it is (paths, state, port and URLs from
+    the environment): lines whose last timestamp is 6 minutes old page through the pager
+    webhook within seconds; Slack hears nothing."""
+    slack, pager = HookServer().start(), HookServer().start()
+    log = tmp_path / "chatbot.log"
+    log.touch()
+    port = free_port()
+    for name, value in {
+        "CHATBOT_LOGS": str(log),
+        "CHATWATCH_STATE_DIR": str(tmp_path / "state"),
+        "CHATWATCH_LISTEN": f"127.0.0.1:{port}",
+        "SLACK_WEBHOOK_URL": slack.url,
+        "PAGER_WEBHOOK_URL": pager.url,
+    }.items():
+        monkeypatch.setenv(name, value)  # the agent subprocess inherits them
+    lines = [json.loads(raw) for raw in SAMPLE.read_text().splitlines()[:40]]
+    shift = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=6) - _ts(lines[-1])
+    try:
+        with running_chatwatch(CONFIG, port, tmp_path) as cw:
+            with log.open("a") as f:  # the sample's first lines, the last one 6 minutes old
+                for line in lines:
+                    when = _ts(line) + shift
+                    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+                    line = {**line, "timestamp": stamp}
+                    f.write(json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n")
+            wait_until(lambda: pager.requests, timeout=15, what="a page from the pager webhook")
+            metrics = cw.metrics()
+    finally:
+        slack.stop()
+        pager.stop()
+
+    received = sum(1 for line in lines if line["message"] == "Message received")
+    counted = re.findall(r"^chatbot_messages_total\{[^}]*\} (\S+)$", metrics, re.M)
+    assert received > 5 and sum(float(v) for v in counted) == received
+    (page,) = pager.bodies()
+    assert page["receiver"] == "pager" and page["status"] == "firing"
+    assert [a["labels"] for a in page["alerts"]] == [
+        {"alertname": "ServiceDown", "severity": "critical"}
+    ]
+    assert page["alerts"][0]["annotations"]["summary"].startswith(
+        "The chatbot has logged nothing for 6m"
+    )
+    assert slack.requests == []
