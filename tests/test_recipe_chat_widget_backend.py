@@ -1,0 +1,264 @@
+"""The chat-widget-backend recipe (examples/recipes/chat-widget-backend/): a Node.js
+backend logging pino-http's JSON lines (numeric levels, epoch-millisecond times).
+
+The committed sample is what generate.py writes; the config passes `chatwatch check`; the
+rules' unit tests pass in chatwatch and in promtool; and `chatwatch replay` of the sample
+(with `--timestamp-format unix_ms` and with the default `auto`) yields the counts a plain
+reading of the log gives, recording rules that agree with the log's last five minutes and
+its last start line, and the alert timeline of the spells generate.py wrote."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import math
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.deploy_support import REPO, require_tool
+
+RECIPE = REPO / "examples" / "recipes" / "chat-widget-backend"
+SAMPLE = RECIPE / "sample.log"
+EVENT = re.compile(r"^(\S+)\s+(FIRING|RESOLVED)\s+(\w+)\{")
+REQUEST_MSGS = {"request completed", "request errored"}
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "chat_widget_backend_generate", RECIPE / "generate.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _generator()
+
+
+def _chatwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _records() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+
+
+def _endpoint(url: str) -> str:
+    """The recipe's `endpoint` label, worked out without its regex."""
+    path = url.split("?")[0]
+    if not path.startswith("/api/widget/"):
+        return "other"
+    word = path.rsplit("/", 1)[1]
+    return word if word.isalpha() and word.islower() else "other"
+
+
+def test_sample_log_is_what_generate_py_writes(tmp_path: Path) -> None:
+    out = tmp_path / "sample.log"
+    subprocess.run(
+        [sys.executable, str(RECIPE / "generate.py"), "--out", str(out)],
+        check=True,
+        timeout=60,
+    )
+    assert out.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_sample_log_is_pino_json() -> None:
+    records = _records()
+    assert len(records) >= 2000
+    for r in records:
+        assert list(r)[:4] == ["level", "time", "pid", "hostname"], r
+        assert list(r)[-1] == "msg"
+        assert r["level"] in {30, 40, 50, 60}
+        assert isinstance(r["time"], int) and r["time"] > 10**12  # epoch ms
+        if r["msg"] in REQUEST_MSGS:
+            assert isinstance(r["responseTime"], int)
+            assert r["req"]["headers"].get("authorization", "[Redacted]") == "[Redacted]"
+    times = [r["time"] for r in records]
+    assert times == sorted(times)
+
+
+def test_config_passes_chatwatch_check() -> None:
+    result = _chatwatch("check", "-c", str(RECIPE / "chatwatch.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("chatwatch.yaml: ok")
+
+
+def test_rules_pass_promtool_check_and_both_rule_test_runners() -> None:
+    promtool = require_tool("promtool")
+    check = subprocess.run(
+        [promtool, "check", "rules", str(RECIPE / "rules.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS: 9 rules found" in check.stdout
+    ours = _chatwatch("test", "rules", str(RECIPE / "rules_test.yml"))
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+    assert "SUCCESS" in ours.stdout
+    theirs = subprocess.run(
+        [promtool, "test", "rules", str(RECIPE / "rules_test.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert theirs.returncode == 0, theirs.stdout + theirs.stderr
+    assert "SUCCESS" in theirs.stdout
+
+
+@pytest.fixture(scope="module")
+def replay() -> str:
+    config, log = str(RECIPE / "chatwatch.yaml"), str(SAMPLE)
+    result = _chatwatch("replay", "-c", config, "--timestamp-format", "unix_ms", log)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"# replayed {len(_records())} lines" in result.stdout
+    assert "could not be decoded" not in result.stdout
+    assert "had no usable" not in result.stdout
+    return result.stdout
+
+
+def test_auto_timestamps_read_epoch_ms_the_same(replay: str) -> None:
+    auto = _chatwatch("replay", "-c", str(RECIPE / "chatwatch.yaml"), str(SAMPLE))
+    assert auto.returncode == 0, auto.stderr[-2000:]
+    without_wall_time = re.compile(r" in \d+\.\ds:")
+    assert without_wall_time.sub("", auto.stdout) == without_wall_time.sub("", replay)
+
+
+def _metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    samples = {}
+    for family in text_string_to_metric_families(text[text.index("# HELP") :]):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples
+
+
+def _key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return (name, frozenset(labels.items()))
+
+
+def test_replay_counts_what_the_log_says(replay: str) -> None:
+    records = _records()
+    requests = [r for r in records if r["msg"] in REQUEST_MSGS]
+    got = _metrics(replay)
+
+    by_labels = Counter(
+        (r["req"]["method"], _endpoint(r["req"]["url"]), str(r["res"]["statusCode"]))
+        for r in requests
+    )
+    assert {"config", "sessions", "messages"} == {e for _, e, _ in by_labels}
+    for (method, endpoint, status), n in by_labels.items():
+        labels = {"method": method, "endpoint": endpoint, "status_code": status}
+        assert got[_key("widget_http_requests_total", **labels)] == n
+        if int(status) >= 500:
+            assert got[_key("widget_http_errors_total", **labels)] == n
+    assert sum(v for (name, _), v in got.items() if name == "widget_http_requests_total") == len(
+        requests
+    )
+    errors = [r for r in requests if r["res"]["statusCode"] >= 500]
+    assert errors and all(r["msg"] == "request errored" and r["level"] == 50 for r in errors)
+    assert sum(v for (name, _), v in got.items() if name == "widget_http_errors_total") == len(
+        errors
+    )
+    limited = [r for r in requests if r["res"]["statusCode"] == 429]
+    hits = Counter((r["req"]["method"], _endpoint(r["req"]["url"])) for r in limited)
+    for (method, endpoint), n in hits.items():
+        assert got[_key("widget_rate_limit_hits_total", method=method, endpoint=endpoint)] == n
+
+    for endpoint in ("config", "sessions", "messages"):
+        times = [r["responseTime"] for r in requests if _endpoint(r["req"]["url"]) == endpoint]
+        name = "widget_http_response_time_seconds"
+        assert got[_key(f"{name}_count", endpoint=endpoint)] == len(times)
+        assert got[_key(f"{name}_sum", endpoint=endpoint)] == pytest.approx(sum(times) / 1000)
+        assert got[_key(f"{name}_bucket", endpoint=endpoint, le="1.0")] == sum(
+            t <= 1000 for t in times
+        )
+
+    starts = [r["time"] for r in records if r["msg"] == "server listening"]
+    assert len(starts) == 2
+    assert got[_key("widget_process_start_time_seconds")] == pytest.approx(starts[-1] / 1000)
+    for level, n in Counter(str(r["level"]) for r in records).items():
+        assert got[_key("widget_log_events_total", level=level)] == n
+
+
+def test_recording_rules_agree_with_the_last_five_minutes_of_the_log(replay: str) -> None:
+    records = _records()
+    got = _metrics(replay)
+    # Replay evaluates every second; the last evaluation is the first at or after the
+    # last line. Its 5m window holds exactly the lines after `end - 300`.
+    end = math.ceil(records[-1]["time"] / 1000)
+    window = [
+        r for r in records if r["msg"] in REQUEST_MSGS and end - 300 < r["time"] / 1000 <= end
+    ]
+    errors = [r for r in window if r["res"]["statusCode"] >= 500]
+    assert got[_key("widget:http_requests:rate5m")] == pytest.approx(len(window) / 300)
+    assert got[_key("widget:http_error_rate:percent5m")] == pytest.approx(
+        100 * len(errors) / len(window)
+    )
+    average_ms = sum(r["responseTime"] for r in window) / len(window)
+    assert got[_key("widget:http_response_time:avg5m_milliseconds")] == pytest.approx(average_ms)
+    last_start = max(r["time"] for r in records if r["msg"] == "server listening") / 1000
+    assert got[_key("widget:process_uptime:seconds")] == pytest.approx(end - last_start)
+
+
+def _timeline(replay: str) -> list[tuple[float | None, str, str]]:
+    """(seconds after the first line or None at the end, FIRING|RESOLVED, alertname)."""
+    start = _records()[0]["time"] / 1000
+    out = []
+    for line in replay.splitlines():
+        m = EVENT.match(line)
+        if m:
+            when = None if m.group(1) == "(end)" else dt.datetime.fromisoformat(m.group(1))
+            out.append((None if when is None else when.timestamp() - start, *m.group(2, 3)))
+    return out
+
+
+def test_each_spell_raises_its_alerts_which_resolve_after_it(replay: str) -> None:
+    timeline = _timeline(replay)
+    assert not [e for e in timeline if e[0] is None], f"still firing at the end: {timeline}"
+    fired: dict[str, list[float]] = {}
+    resolved: dict[str, list[float]] = {}
+    for t, state, name in timeline:
+        assert t is not None
+        (fired if state == "FIRING" else resolved).setdefault(name, []).append(t)
+    assert set(fired) == {
+        "WidgetHighErrorRate",
+        "WidgetSlowResponses",
+        "WidgetRateLimited",
+        "WidgetBackendRestarted",
+    }
+    assert all(len(fired[n]) == len(resolved[n]) == 1 for n in fired), timeline
+    spells = {
+        "WidgetHighErrorRate": GEN.LLM_OUTAGE,
+        "WidgetSlowResponses": GEN.LLM_OUTAGE,
+        "WidgetRateLimited": GEN.RATE_LIMIT_BURST,
+    }
+    for name, (begin, end) in spells.items():
+        assert begin < fired[name][0] < end, (name, fired[name], (begin, end))
+        assert end < resolved[name][0] <= end + 6 * 60, (name, resolved[name], end)
+    # The restart alert fires at the first evaluation after the new start line, and
+    # resolves when that change leaves the 15m window.
+    records = _records()
+    starts = [r["time"] for r in records if r["msg"] == "server listening"]
+    restart = (starts[-1] - records[0]["time"]) / 1000
+    assert GEN.CRASH_AT < restart < GEN.CRASH_AT + GEN.RESTART_AFTER
+    assert restart < fired["WidgetBackendRestarted"][0] <= restart + 1
+    assert resolved["WidgetBackendRestarted"][0] - fired["WidgetBackendRestarted"][0] == 15 * 60
