@@ -78,7 +78,7 @@ class LineSplitter:
                 line = line[:-1]
             if len(line) > self._max:
                 self._on_too_long()
-            elif line:
+            else:
                 lines.append(line)
             start = nl + 1
 
@@ -92,11 +92,12 @@ class LineSplitter:
                 for p in parts:
                     if len(p) > self._max:
                         self._on_too_long()
-                    elif p:
+                    else:
                         keep.append(p)
                 lines.extend(keep)
             else:
-                lines.extend(p for p in parts if p)
+                # blank lines too: the decoder counts them (`empty`), as replay does
+                lines.extend(parts)
             start = last + 1
 
         rest = len(data) - start
