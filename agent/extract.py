@@ -22,7 +22,7 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -87,7 +87,8 @@ def number(value: Any) -> float | None:
 
 def event_time(value: Any) -> float | None:
     """Epoch seconds from ISO 8601 text or an epoch number in seconds, milliseconds,
-    microseconds or nanoseconds (told apart by size, as no log is from year 5000)."""
+    microseconds or nanoseconds (told apart by size, as no log is from year 5000).
+    Text without a zone is UTC, as `chatwatch replay` reads it, whatever TZ we run in."""
     f = number(value)
     if f is not None:
         if f > 1e17:
@@ -97,9 +98,12 @@ def event_time(value: Any) -> float | None:
         return f / 1e3 if f > 1e11 else f
     if value.__class__ is str:
         try:
-            return datetime.fromisoformat(value).timestamp()
+            t = datetime.fromisoformat(value)
         except ValueError:
             return None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=UTC)
+        return t.timestamp()
     return None
 
 

@@ -128,6 +128,8 @@ def test_set_to_event_time_uses_the_timestamp_field_or_the_clock() -> None:
     assert p.value("chatbot_last_error_timestamp_seconds") == pytest.approx(1714564900.123)
     p.feed({"level": "error", "ts": 1714564950_000_000})  # microseconds
     assert p.value("chatbot_last_error_timestamp_seconds") == 1714564950.0
+    p.feed({"level": "error", "ts": "2024-05-01 12:01:00,250"})  # no zone: UTC, as replay
+    assert p.value("chatbot_last_error_timestamp_seconds") == 1714564860.25
     p.feed({"level": "error", "ts": "1714564900.123"})
     assert p.value("chatbot_last_error_timestamp_seconds") == pytest.approx(1714564900.123)
     p.feed({"level": "error", "ts": "yesterday"}, {"level": "error"})
