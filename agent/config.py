@@ -168,9 +168,10 @@ def loads(text: str, file: str = "<config>", env: Mapping[str, str] | None = Non
     except ConfigError as exc:
         raise ConfigError([f"{file}: {p}" for p in exc.problems]) from None
     raw.pop("base_dir", None)
+    base_dir = Path(file).resolve().parent if file != "<config>" else Path.cwd()
     try:
-        cfg = Config.model_validate(raw)
+        cfg = Config.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError(validation_problems(file, exc)) from None
-    cfg.base_dir = Path(file).resolve().parent if file != "<config>" else Path.cwd()
+    cfg.base_dir = base_dir
     return cfg

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     PlainSerializer,
     SecretStr,
+    ValidationInfo,
     model_validator,
 )
 
@@ -83,7 +84,7 @@ class Model(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _read_secret_files(cls, data: Any) -> Any:
+    def _read_secret_files(cls, data: Any, info: ValidationInfo) -> Any:
         if not cls.secret_fields or not isinstance(data, dict):
             return data
         data = dict(data)
@@ -94,8 +95,12 @@ class Model(BaseModel):
             path = data.pop(file_key)
             if name in data and data[name] is not None:
                 raise ValueError(f"give either {name} or {file_key}, not both")
+            file = Path(str(path))
+            base = (info.context or {}).get("base_dir")
+            if base is not None and not file.is_absolute():
+                file = Path(base) / file  # relative to the config file, as every path
             try:
-                data[name] = Path(str(path)).read_text(encoding="utf-8").rstrip("\r\n")
+                data[name] = file.read_text(encoding="utf-8").rstrip("\r\n")
             except OSError as exc:
                 raise ValueError(f"{file_key}: cannot read {path}: {exc.strerror}") from None
         return data

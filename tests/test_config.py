@@ -145,3 +145,21 @@ def test_bad_durations(bad: object) -> None:
 def test_format_duration_round_trips() -> None:
     for text in ["0s", "500ms", "5s", "15m", "1h", "1d", "1h30m"]:
         assert format_duration(parse_duration(text)) == text
+
+
+def test_relative_secret_file_is_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "slack-url").write_text("https://hooks.slack.test/T/B/x\n")
+    config = tmp_path / "chatwatch.yaml"
+    config.write_text("""
+sources: [{name: a, stdin: true}]
+alerting:
+  route: {receiver: slack}
+  receivers: [{name: slack, slack_configs: [{api_url_file: secrets/slack-url}]}]
+""")
+    monkeypatch.chdir("/")  # wherever chatwatch is started from
+    cfg = load(str(config))
+    [receiver] = cfg.alerting.receivers
+    assert receiver.slack_configs[0].api_url.get_secret_value() == "https://hooks.slack.test/T/B/x"
