@@ -343,12 +343,15 @@ def test_live_agent_posts_the_alert_to_the_webhook_and_skips_tracebacks(
                     return s.value
         return None
 
-    # Traceback lines are counted as no_match; the blank lines of chained tracebacks are
-    # dropped by the tailer before decoding (replay counts them, see above).
+    # Traceback lines are counted as no_match, the blank lines of chained tracebacks as
+    # empty, as replay counts them.
     no_match = sum(1 for ln in tracebacks if ln.strip())
     assert no_match > 0
     assert (
         sample("chatwatch_decode_errors_total", reason="no_match", source="support-bot") == no_match
+    )
+    assert sample("chatwatch_decode_errors_total", reason="empty", source="support-bot") == sum(
+        1 for ln in tracebacks if not ln.strip()
     )
     assert sample("support_bot_errors_total", logger="support_bot.llm", error_type="timeout") == 3
 
