@@ -1,0 +1,301 @@
+"""Recipe examples/recipes/python-analysis-api: a Python analysis API logging structlog JSON,
+replayed through the recipe's config and rules with the real CLI.
+
+Expectations come from the sample log itself (parsed here, independently of chatwatch)
+and from the generator's schedule (`OUTAGE`, `COST_SPIKE`, which analysis types use which
+service), never from chatwatch's own output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.alerting.rules import load_rule_files
+from tests.deploy_support import REPO, anchors, require_tool
+
+RECIPE = REPO / "examples" / "recipes" / "python-analysis-api"
+SAMPLE = RECIPE / "sample.log"
+CONFIG = RECIPE / "chatwatch.yaml"
+ENV = {**os.environ, "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/slack-not-used-by-replay"}
+TIMELINE = re.compile(r"^(\S+)\s+(FIRING|RESOLVED)\s+(\w+)\{([^}]*)\}")
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
+
+
+def _generator() -> ModuleType:
+    path = RECIPE / "generate.py"
+    spec = importlib.util.spec_from_file_location("python_analysis_api_generate", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _generator()
+START = dt.datetime.fromisoformat(GEN.DEFAULT_START)
+MINUTE = dt.timedelta(minutes=1)
+
+
+def _at(seconds: float) -> dt.datetime:
+    return START + dt.timedelta(seconds=seconds)
+
+
+def _chatwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=ENV,
+        cwd=REPO,
+    )
+
+
+def _lines() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+
+
+# -- the sample log -------------------------------------------------------------------------
+
+
+def test_sample_log_is_what_generate_py_writes(tmp_path: Path) -> None:
+    out = tmp_path / "sample.log"
+    subprocess.run(
+        [sys.executable, str(RECIPE / "generate.py"), "--out", str(out)], check=True, timeout=60
+    )
+    assert out.read_bytes() == SAMPLE.read_bytes(), "sample.log drifted: rerun generate.py"
+    assert len(SAMPLE.read_text().splitlines()) >= 2000
+
+
+def test_lines_are_what_structlog_prints_for_the_same_calls() -> None:
+    """Each line, taken apart into a log call (method, event, keyword arguments, bound
+    request_id), is printed back identically by structlog's real processors:
+    merge_contextvars, add_log_level, then JSONRenderer; the timestamp is TimeStamper's
+    `fmt="iso", utc=True` shape."""
+    structlog = pytest.importorskip("structlog")
+    from structlog.contextvars import bind_contextvars, clear_contextvars
+
+    out = io.StringIO()
+    stamp: dict[str, str] = {}
+
+    def timestamper(logger: Any, name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        event_dict["timestamp"] = stamp["value"]  # TimeStamper's place in the chain
+        return event_dict
+
+    log = structlog.wrap_logger(
+        structlog.PrintLogger(out),
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            timestamper,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    raws = SAMPLE.read_text(encoding="utf-8").splitlines()
+    try:
+        for raw in raws:
+            kw = json.loads(raw)
+            stamp["value"] = kw.pop("timestamp")
+            assert ISO_UTC.match(stamp["value"]), raw
+            level, event, request_id = kw.pop("level"), kw.pop("event"), kw.pop("request_id", None)
+            clear_contextvars()
+            if request_id is not None:
+                bind_contextvars(request_id=request_id)
+            getattr(log, level)(event, **kw)
+    finally:
+        clear_contextvars()
+    assert out.getvalue().splitlines() == raws
+
+
+def test_config_and_rules_check() -> None:
+    result = _chatwatch("check", "-c", str(CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = subprocess.run(
+        [require_tool("promtool"), "check", "rules", str(RECIPE / "rules.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_severity_summary_description_and_a_runbook_in_the_readme() -> None:
+    readme = anchors(RECIPE / "README.md")
+    for group in load_rule_files(["rules.yml"], base_dir=RECIPE):
+        for rule in group.source["rules"]:
+            assert rule["labels"]["severity"] in {"critical", "warning"}
+            assert {"summary", "description", "runbook_url"} <= set(rule["annotations"])
+            anchor = rule["annotations"]["runbook_url"].partition("#")[2]
+            assert anchor in readme, f"README.md has no #{anchor}"
+
+
+def test_rule_unit_tests_pass_in_chatwatch_and_promtool() -> None:
+    tests = str(RECIPE / "rules_test.yml")
+    result = _chatwatch("test", "rules", tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = subprocess.run(
+        [require_tool("promtool"), "test", "rules", tests], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- replay through the real CLI ------------------------------------------------------------
+
+Labels = frozenset[tuple[str, str]]
+
+
+@dataclass
+class Replayed:
+    timeline: list[tuple[dt.datetime | None, str, str, dict[str, str]]]
+    """(time or None for "(end)", FIRING|RESOLVED, alertname, labels) in order."""
+    metrics: dict[str, dict[Labels, float]]
+
+    def events(self, alertname: str, **labels: str) -> list[tuple[dt.datetime | None, str]]:
+        return [
+            (t, state)
+            for t, state, name, lb in self.timeline
+            if name == alertname and labels.items() <= lb.items()
+        ]
+
+    def by(self, metric: str, *names: str) -> dict[tuple[str, ...], float]:
+        """The metric's values keyed by the given label values."""
+        return {tuple(dict(k)[n] for n in names): v for k, v in self.metrics[metric].items()}
+
+
+@pytest.fixture(scope="module")
+def replayed() -> Replayed:
+    result = _chatwatch("replay", "-c", str(CONFIG), str(SAMPLE))
+    assert result.returncode == 0, result.stderr[-2000:]
+    timeline: list[tuple[dt.datetime | None, str, str, dict[str, str]]] = []
+    for line in result.stdout.splitlines():
+        m = TIMELINE.match(line)
+        if m:
+            when = None if m.group(1) == "(end)" else dt.datetime.fromisoformat(m.group(1))
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(4)))
+            timeline.append((when, m.group(2), m.group(3), labels))
+    _, _, exposition = result.stdout.partition("\n# replayed ")
+    assert exposition, result.stdout[-2000:]
+    metrics: dict[str, dict[Labels, float]] = {}
+    for family in text_string_to_metric_families(exposition.partition("\n\n")[2]):
+        for s in family.samples:
+            metrics.setdefault(s.name, {})[frozenset(s.labels.items())] = s.value
+    return Replayed(timeline, metrics)
+
+
+def _count(lines: list[dict[str, Any]], event: str, *fields: str) -> Counter[tuple[str, ...]]:
+    return Counter(tuple(str(ln[f]) for f in fields) for ln in lines if ln["event"] == event)
+
+
+def test_replay_counts_requests_outcomes_and_cache_as_logged(replayed: Replayed) -> None:
+    lines = _lines()
+    kinds = ("analysis_type",)
+    assert replayed.by("analysis_requests_total", *kinds) == _count(
+        lines, "analysis_requested", *kinds
+    )
+    assert replayed.by("analysis_requests_success_total", *kinds) == _count(
+        lines, "analysis_completed", *kinds
+    )
+    failed = _count(lines, "analysis_failed", "analysis_type", "error_type")
+    assert {e for _, e in failed} >= {"ValidationError", "APITimeoutError", "InternalServerError"}
+    assert replayed.by("analysis_requests_failed_total", "analysis_type", "error_type") == failed
+    assert replayed.by("analysis_cache_hits_total", *kinds) == _count(lines, "cache_hit", *kinds)
+    assert replayed.by("analysis_cache_misses_total", *kinds) == _count(lines, "cache_miss", *kinds)
+    errors = Counter((ln["error_type"],) for ln in lines if ln["level"] == "error")
+    assert ("ConnectionError",) in errors  # Redis, logged by cache_error
+    assert replayed.by("analysis_errors_total", "error_type") == errors
+
+
+def _histogram(replayed: Replayed, name: str, label: str, observed: dict[str, list[float]]) -> None:
+    assert replayed.by(f"{name}_count", label) == {(k,): len(v) for k, v in observed.items()}
+    sums = replayed.by(f"{name}_sum", label)
+    assert sums == {(k,): pytest.approx(sum(v)) for k, v in observed.items()}
+    buckets: dict[str, dict[float, float]] = defaultdict(dict)
+    for labels, value in replayed.metrics[f"{name}_bucket"].items():
+        d = dict(labels)
+        buckets[d[label]][float(d["le"])] = value
+    for key, values in observed.items():
+        assert buckets[key] == {le: sum(1 for v in values if v <= le) for le in buckets[key]}
+
+
+def test_replay_histograms_hold_every_duration_logged(replayed: Replayed) -> None:
+    executions: dict[str, list[float]] = defaultdict(list)
+    calls: dict[str, list[float]] = defaultdict(list)
+    for ln in _lines():
+        if ln["event"] in ("analysis_completed", "analysis_failed"):
+            executions[ln["analysis_type"]].append(ln["duration_ms"] / 1000)
+        elif ln["event"] == "external_api_call":
+            calls[ln["service"]].append(ln["duration_ms"] / 1000)
+    _histogram(replayed, "analysis_execution_duration_seconds", "analysis_type", executions)
+    _histogram(replayed, "analysis_external_api_duration_seconds", "service", calls)
+
+
+def test_replay_counts_external_calls_and_adds_up_their_cost(replayed: Replayed) -> None:
+    lines = _lines()
+    calls = _count(lines, "external_api_call", "service", "status")
+    assert ("openai", "error") in calls
+    assert replayed.by("analysis_external_api_calls_total", "service", "status") == calls
+    cost: dict[tuple[str, ...], float] = defaultdict(float)
+    for ln in lines:
+        if ln["event"] == "external_api_call":
+            cost[(ln["service"],)] += ln["cost_usd"]
+    assert cost[("openai",)] > 1
+    assert replayed.by("analysis_external_api_cost_usd_total", "service") == {
+        k: pytest.approx(v) for k, v in cost.items()
+    }
+
+
+def test_replay_alerts_fire_in_the_outage_and_the_batch_and_resolve(replayed: Replayed) -> None:
+    outage = (_at(GEN.OUTAGE[0]), _at(GEN.OUTAGE[1]))
+    batch = (_at(GEN.COST_SPIKE[0]), _at(GEN.COST_SPIKE[1]))
+    for when, state, name, labels in replayed.timeline:
+        assert when is not None, f"{name}{labels} still firing at the end of the log"
+        if state == "FIRING":
+            assert outage[0] < when < outage[1] or batch[0] < when < batch[1], (
+                f"{name}{labels} fired at {when}, outside the outage and the batch"
+            )
+
+    def fires_then_resolves(
+        name: str, fired_in: tuple[dt.datetime, dt.datetime], resolved_by: dt.datetime, **lb: str
+    ) -> None:
+        (fired, f_state), (resolved, r_state) = replayed.events(name, **lb)
+        assert (f_state, r_state) == ("FIRING", "RESOLVED")
+        assert fired is not None and resolved is not None
+        assert fired_in[0] < fired < fired_in[1], (name, lb, fired)
+        assert fired_in[1] < resolved <= resolved_by, (name, lb, resolved)
+
+    o0, o1 = outage
+    fires_then_resolves(
+        "ExternalAPIErrors", (o0 + 2 * MINUTE, o1), o1 + 8 * MINUTE, service="openai"
+    )
+    fires_then_resolves("AnalysisFailureRatioHigh", (o0 + 2 * MINUTE, o1), o1 + 8 * MINUTE)
+    on_openai = sorted(k for k, (_, service, _, _) in GEN.TYPES.items() if service == "openai")
+    for kind in on_openai:
+        fires_then_resolves(
+            "AnalysisSlowExecutions", (o0 + 5 * MINUTE, o1), o1 + 8 * MINUTE, analysis_type=kind
+        )
+    b0, b1 = batch
+    fires_then_resolves("ExternalAPICostHigh", (b0 + 5 * MINUTE, b1), b1 + 12 * MINUTE)
+
+    fired = {(name, tuple(sorted(lb.items()))) for _, _, name, lb in replayed.timeline}
+    assert fired == {
+        ("ExternalAPIErrors", (("service", "openai"), ("severity", "warning"))),
+        ("AnalysisFailureRatioHigh", (("severity", "critical"),)),
+        *(
+            ("AnalysisSlowExecutions", (("analysis_type", k), ("severity", "warning")))
+            for k in on_openai
+        ),
+        ("ExternalAPICostHigh", (("severity", "warning"),)),
+    }, "an analysis type or a service that stayed healthy raised an alert"
