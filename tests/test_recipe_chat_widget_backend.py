@@ -5,7 +5,8 @@ The committed sample is what generate.py writes; the config passes `chatwatch ch
 rules' unit tests pass in chatwatch and in promtool; and `chatwatch replay` of the sample
 (with `--timestamp-format unix_ms` and with the default `auto`) yields the counts a plain
 reading of the log gives, recording rules that agree with the log's last five minutes and
-its last start line, and the alert timeline of the spells generate.py wrote."""
+its last start line, and the alert timeline of the spells generate.py wrote. Live, `chatwatch
+run` knows the uptime of a backend started before it, and reports a restart."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import math
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +27,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy_support import REPO, require_tool
+from tests.realservers import free_port, running_chatwatch, wait_until
 
 RECIPE = REPO / "examples" / "recipes" / "chat-widget-backend"
 SAMPLE = RECIPE / "sample.log"
@@ -262,3 +265,60 @@ def test_each_spell_raises_its_alerts_which_resolve_after_it(replay: str) -> Non
     assert GEN.CRASH_AT < restart < GEN.CRASH_AT + GEN.RESTART_AFTER
     assert restart < fired["WidgetBackendRestarted"][0] <= restart + 1
     assert resolved["WidgetBackendRestarted"][0] - fired["WidgetBackendRestarted"][0] == 15 * 60
+
+
+def _gauge(metrics: str, name: str) -> float | None:
+    m = re.search(rf"^{re.escape(name)} (\S+)$", metrics, re.M)
+    return None if m is None else float(m.group(1))
+
+
+def test_live_agent_knows_the_uptime_and_reports_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`chatwatch run` with the recipe's config as it is: started after the backend, it
+    reads the log from the beginning, so the uptime counts from the `server listening`
+    line written 30 s before; a crash and a new start line raise WidgetBackendRestarted on
+    the console receiver and move the start time."""
+    records = _records()
+    log = tmp_path / "app.log"
+    port = free_port()
+    for name, value in {
+        "WIDGET_LOGS": str(log),
+        "CHATWATCH_STATE_DIR": str(tmp_path / "state"),
+        "CHATWATCH_LISTEN": f"127.0.0.1:{port}",
+    }.items():
+        monkeypatch.setenv(name, value)  # the agent subprocess inherits them
+    starts = [r for r in records if r["msg"] == "server listening"]
+    (crash,) = [r for r in records if r["msg"] == "uncaught exception"]
+    started_ms = int(time.time() * 1000) - 30_000
+    requests = [r for r in records if r["msg"] in REQUEST_MSGS][:20]
+    with log.open("w") as f:
+        for i, r in enumerate([starts[0], *requests]):
+            f.write(json.dumps({**r, "time": started_ms + 1000 * i}, separators=(",", ":")))
+            f.write("\n")
+
+    with running_chatwatch(RECIPE / "chatwatch.yaml", port, tmp_path) as cw:
+
+        def uptime_known() -> str | None:
+            metrics = cw.metrics()
+            return metrics if "widget:process_uptime:seconds " in metrics else None
+
+        metrics = wait_until(uptime_known, timeout=10, what="the uptime recording rule")
+        assert _gauge(metrics, "widget_process_start_time_seconds") == started_ms / 1000
+        uptime = _gauge(metrics, "widget:process_uptime:seconds")
+        assert uptime is not None and 30 <= uptime < 30 + 20
+        assert "WidgetBackendRestarted" not in cw.logs()
+
+        restarted_ms = int(time.time() * 1000)
+        with log.open("a") as f:
+            for r in (crash, starts[1]):
+                f.write(json.dumps({**r, "time": restarted_ms}, separators=(",", ":")) + "\n")
+        wait_until(
+            lambda: "[FIRING:1] WidgetBackendRestarted" in cw.logs(),
+            timeout=10,
+            what="the restart alert on the console receiver",
+        )
+        metrics = cw.metrics()
+    assert _gauge(metrics, "widget_process_start_time_seconds") == restarted_ms / 1000
+    uptime = _gauge(metrics, "widget:process_uptime:seconds")
+    assert uptime is not None and 0 <= uptime < 10
