@@ -226,7 +226,7 @@ class Agent:
 
     def evaluate(self, now: float) -> None:
         self.store.expire(now)
-        self.history.append(now, self.store.snapshot())
+        self.history.append(now, self.store.snapshot(), self.store.take_created())
         self.rules.evaluate(now)
 
     # -- reload --------------------------------------------------------------------------

@@ -77,6 +77,10 @@ class Family:
         self._last_warning = -WARN_EVERY
         self._dropped_since_warning = 0
         self._keys: dict[LabelValues, SeriesKey] = {}
+        self.created: list[tuple[LabelValues, float]] | None = (
+            [] if self.kind in ("counter", "histogram") else None
+        )
+        """Counter series admitted since the rules last looked, with their creation time."""
         self._make_key: Callable[..., SeriesKey] = _key_maker(labelnames, self.static, le=False)
         self._make_bucket_key: Callable[..., SeriesKey] = _key_maker(
             labelnames, self.static, le=True
@@ -91,6 +95,9 @@ class Family:
         """May a new label set be added? Counts and (rarely) logs what is dropped."""
         if len(self.series) < self.max_series:
             self._series_gauge.set(self._labels, len(self.series) + 1)
+            created = self.created
+            if created is not None and len(created) < self.max_series:
+                created.append((key, now))
             return True
         self._dropped.inc(self._labels)
         self._dropped_since_warning += 1
@@ -131,6 +138,24 @@ class Family:
     @property
     def sample_name(self) -> str:
         return self.name
+
+    def take_created(self) -> Iterator[tuple[SeriesKey, float]]:
+        """Sample keys of the counter series created since the last call, with the time."""
+        created = self.created
+        if not created:
+            return
+        self.created = []
+        name, make = self.name, self._make_key
+        for values, t in created:
+            if values not in self.series:
+                continue  # expired meanwhile
+            if self.kind != "histogram":
+                yield _drop_empty(make(values, name), values), t
+                continue
+            for le in self.le_strings:
+                yield _drop_empty(self._make_bucket_key(values, name + "_bucket", le), values), t
+            yield _drop_empty(make(values, name + "_sum"), values), t
+            yield _drop_empty(make(values, name + "_count"), values), t
 
     def samples(self) -> Iterator[tuple[SeriesKey, float]]:
         name = self.name
@@ -258,6 +283,15 @@ class Store:
         for fam in self.families.values():
             if fam.touched is not None:
                 fam.expire(now)
+
+    def take_created(self) -> list[tuple[SeriesKey, float]]:
+        """Counter and histogram samples that appeared since the last call, with the time
+        their series was created (at 0 then): `History.append(..., created=)`."""
+        out: list[tuple[SeriesKey, float]] = []
+        for fam in self.families.values():
+            if fam.created:
+                out.extend(fam.take_created())
+        return out
 
     def snapshot(self) -> Iterator[tuple[SeriesKey, float]]:
         """Every current sample: histograms expanded to _bucket{le}, _sum, _count."""

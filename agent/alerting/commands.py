@@ -571,7 +571,7 @@ class Replay:
     def _evaluate(self, now: float) -> None:
         self.now = now
         self.store.expire(now)
-        self.history.append(now, self.store.snapshot())
+        self.history.append(now, self.store.snapshot(), self.store.take_created())
         self.manager.evaluate(now)
         self.stats.evaluations += 1
         for change in self.manager.last_changes:

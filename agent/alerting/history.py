@@ -187,6 +187,7 @@ class History:
         self._snapshot: dict[SeriesKey, Series] = {}
         self._select_cache: dict[tuple[Matcher, ...], list[Series]] = {}
         self._last_sweep_ms: int | None = None
+        self._started = False
         self.memo: dict[tuple[str, int], Any] = {}
         """Results of subexpressions at one instant, shared by the rules of a cycle (many
         rules compute the same `rate(x[5m])`). A snapshot clears it; a single sample (a
@@ -202,11 +203,28 @@ class History:
 
     # -- writing ---------------------------------------------------------------------
 
-    def append(self, ts: float, samples: Iterable[tuple[SeriesKey, float]]) -> None:
-        """Add one snapshot taken at `ts`; series missing from it since the last one go stale."""
+    def append(
+        self,
+        ts: float,
+        samples: Iterable[tuple[SeriesKey, float]],
+        created: Iterable[tuple[SeriesKey, float]] = (),
+    ) -> None:
+        """Add one snapshot taken at `ts`; series missing from it since the last one go stale.
+
+        `created`: counter samples new since the last snapshot, with their creation time.
+        Each gets a 0 at that time, as Prometheus does with created timestamps, so that
+        `increase()` counts a new label value's first events (without it, three errors of
+        a new type read as an increase of two). Not on the first snapshot: what was read
+        before it is a backlog whose counting time says nothing about when it happened.
+        """
         t_ms = round(ts * 1000)
         self.forget_memo()
         get = self._series.get
+        if self._started:
+            for key, created_at in created:
+                if get(key) is None:
+                    self._create(key).add(min(round(created_at * 1000), t_ms - 1), 0.0)
+        self._started = True
         current: dict[SeriesKey, Series] = {}
         for key, value in samples:
             s = get(key)
