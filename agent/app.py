@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import platform
 import signal
 import time
 from pathlib import Path
@@ -86,7 +85,7 @@ class Agent:
         self.extractor = Extractor(cfg.metrics, self.store, self.stats)
         self.sink = _SwitchSink(self.extractor)
         self.checkpoints = Checkpoints(cfg.checkpoint_path, self.stats)
-        self.external_url = cfg.server.external_url or f"http://{_advertised(cfg.server.listen)}"
+        self.external_url = cfg.server.advertised_url
         groups = self._load_rules(cfg)
         self.history = History(retention=required_retention(groups, cfg.evaluation_interval))
         self.notifier = Notifier(
@@ -268,13 +267,6 @@ class Agent:
 
 class _Stopped(Exception):
     """Raised inside the TaskGroup to cancel its remaining tasks after a clean shutdown."""
-
-
-def _advertised(listen: str) -> str:
-    host, _, port = listen.rpartition(":")
-    if host in ("", "0.0.0.0", "[::]", "::"):
-        host = platform.node() or "localhost"
-    return f"{host}:{port}"
 
 
 def run_from_file(path: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from typing import ClassVar, Literal
 
 from pydantic import SecretStr, field_validator, model_validator
@@ -79,3 +80,16 @@ class ServerConfig(Model):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @property
+    def advertised_url(self) -> str:
+        """`external_url`, or this host and the listen port: the URL alerts link to
+        (`generatorURL`, `$externalURL`) and notifications carry as `externalURL`.
+        `chatwatch run` and `chatwatch replay` both take it from here, so a replay
+        renders and routes alerts exactly as the agent would."""
+        if self.external_url:
+            return self.external_url
+        host, _, port = self.listen.rpartition(":")
+        if host in ("", "0.0.0.0", "[::]", "::"):
+            host = platform.node() or "localhost"
+        return f"http://{host}:{port}"
