@@ -176,9 +176,7 @@ class Notifier:
     # -- internals -----------------------------------------------------------------------
 
     def _dispatcher(self, cfg: AlertingConfig) -> Dispatcher:
-        route = build_route(cfg.route) if cfg.route is not None else None
-        specs = {r.name: build_integrations_for(r.name, cfg) for r in cfg.receivers}
-        return Dispatcher(route, specs, self.external_url, cfg.resolve_timeout)
+        return build_dispatcher(cfg, self.external_url)
 
     def _set_integrations(self, integrations: list[Integration]) -> None:
         wanted = {i.name: i for i in integrations}
@@ -288,6 +286,16 @@ class Notifier:
             extra={"groups": len(self.dispatcher.groups), "undelivered": pending},
         )
         self._update_queue_gauge()
+
+
+def build_dispatcher(cfg: AlertingConfig, external_url: str) -> Dispatcher:
+    """The dispatcher of an `alerting:` section: route tree, receivers, resolve_timeout.
+
+    The live Notifier and `chatwatch replay --notifications` both build it here, so a
+    replay decides what to send exactly as the agent would. No route: nothing is sent."""
+    route = build_route(cfg.route) if cfg.route is not None else None
+    specs = {r.name: build_integrations_for(r.name, cfg) for r in cfg.receivers}
+    return Dispatcher(route, specs, external_url, cfg.resolve_timeout)
 
 
 def build_integrations_for(receiver: str, cfg: AlertingConfig) -> list[IntegrationSpec]:
