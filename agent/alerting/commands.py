@@ -9,7 +9,10 @@
 Replay runs the real pipeline (decoder, extractor, store, history, rule manager) with a
 simulated clock: each log line's timestamp moves the clock forward, and the rules are
 evaluated every `evaluation_interval` of log time, so a week of logs replays in minutes
-and the timeline it prints is the one the agent would have produced live.
+and the timeline it prints is the one the agent would have produced live. With
+`--notifications` the alerts also go through the agent's own dispatcher (routes,
+grouping, timers, cooldown; pure, so it runs on the simulated clock too), and the
+timeline shows each notification it would have sent; nothing is sent.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 import yaml
 
@@ -36,6 +39,10 @@ from agent.alerting.rules import (
 )
 from agent.alerts import Alert
 from agent.config import Config, ConfigError, load
+
+if TYPE_CHECKING:
+    from agent.notify.dispatcher import Dispatcher
+    from agent.notify.notification import Notification
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,6 +90,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--evaluation-interval", default=None, help="override the config's evaluation_interval"
     )
     p.add_argument("--pending", action="store_true", help="also show alerts becoming pending")
+    p.add_argument(
+        "--notifications",
+        action="store_true",
+        help="also route the alerts through the config's alerting: section and show each "
+        "notification it would send (NOTIFY lines: receiver, firing/resolved, group, "
+        "alerts); nothing is sent",
+    )
     p.add_argument("--no-metrics", action="store_true", help="do not print the final metrics")
     p.set_defaults(func=_cmd_replay)
 
@@ -195,7 +209,9 @@ def export_rules(
 
 def _load_config_and_rules(path: str) -> tuple[Config, list[RuleGroup]]:
     cfg = load(path)
-    return cfg, load_rule_files(cfg.rule_files, base_dir=cfg.base_dir)
+    # The live agent's external URL: templates ($externalURL) and generatorURL see it.
+    external_url = cfg.server.advertised_url
+    return cfg, load_rule_files(cfg.rule_files, base_dir=cfg.base_dir, external_url=external_url)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -335,6 +351,16 @@ class TimelineEntry:
     since: float | None = None
 
 
+@dataclass
+class NotifyEntry:
+    """A notification the agent would have sent: one alert group to one integration."""
+
+    ts: float
+    target: str
+    """The receiver, or `receiver/kind[i]` when the receiver has several integrations."""
+    notification: Notification
+
+
 _CHUNK = 1 << 20
 
 
@@ -434,6 +460,7 @@ class Replay:
         timestamp_format: str = "auto",
         source: str | None = None,
         evaluation_interval: float | None = None,
+        notifications: bool = False,
     ) -> None:
         from agent.alerting.history import History
         from agent.alerting.manager import RuleManager, required_retention
@@ -470,6 +497,14 @@ class Replay:
         self._get_ts = _field_getter(timestamp_field)
         self.on_entry: Callable[[TimelineEntry], None] | None = None
         self.show_pending = False
+        self.dispatcher: Dispatcher | None = None
+        if notifications:
+            from agent.notify.notifier import build_dispatcher
+
+            self.dispatcher = build_dispatcher(cfg.alerting, cfg.server.advertised_url)
+        self.notifications: list[NotifyEntry] = []
+        self.on_notification: Callable[[NotifyEntry], None] | None = None
+        self._reported: list[Alert] | None = None
 
     def _clock(self) -> float:
         return self.now
@@ -478,7 +513,38 @@ class Replay:
         return self._ts_of_value(self._get_ts(event))
 
     def _notified(self, alerts: list[Alert], now: float) -> None:
-        """Alerts go nowhere in a replay; the timeline comes from the state changes."""
+        """The alerts the live notifier would be handed. Without a dispatcher they go
+        nowhere (the timeline comes from the state changes); with one they are routed
+        after this evaluation's timeline entries."""
+        if self.dispatcher is not None:
+            self._reported = alerts
+
+    @property
+    def notify_targets(self) -> list[str]:
+        """Every `target` a NotifyEntry can have, in config order."""
+        if self.dispatcher is None:
+            return []
+        return [
+            spec.name if len(specs) > 1 else receiver
+            for receiver, specs in self.dispatcher.integrations.items()
+            for spec in specs
+        ]
+
+    def _flush_due_before(self, now: float) -> None:
+        """Groups due between two evaluations flush at their own time, as the live
+        notifier wakes for them (a group_wait or group_interval off the evaluation grid)."""
+        assert self.dispatcher is not None
+        while (deadline := self.dispatcher.next_deadline()) is not None and deadline < now:
+            self._sent(self.dispatcher.flush_due(deadline), deadline)
+
+    def _sent(self, notifications: list[Notification], now: float) -> None:
+        assert self.dispatcher is not None
+        for n in notifications:
+            several = len(self.dispatcher.integrations.get(n.receiver, [])) > 1
+            entry = NotifyEntry(now, n.integration if several else n.receiver, n)
+            self.notifications.append(entry)
+            if self.on_notification is not None:
+                self.on_notification(entry)
 
     def run(self, paths: Sequence[str]) -> ReplayStats:
         """Replay the logs (merged in time order) and evaluate the rules along the way."""
@@ -569,6 +635,9 @@ class Replay:
         batches.clear()
 
     def _evaluate(self, now: float) -> None:
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            self._flush_due_before(now)
         self.now = now
         self.store.expire(now)
         self.history.append(now, self.store.snapshot(), self.store.take_created())
@@ -591,6 +660,11 @@ class Replay:
             self.timeline.append(entry)
             if self.on_entry is not None:
                 self.on_entry(entry)
+        if dispatcher is not None:
+            if self._reported is not None:
+                dispatcher.ingest(self._reported, now)
+                self._reported = None
+            self._sent(dispatcher.flush_due(now), now)
 
     def still_firing(self) -> list[Any]:
         return [
@@ -643,6 +717,46 @@ def format_entry(e: TimelineEntry) -> str:
     return line
 
 
+def format_notification(e: NotifyEntry, width: int = 0) -> str:
+    """`<time>  NOTIFY    <target>  <status>  group={...}  <n> alerts: <names>`; `width`
+    pads the target so the columns of several receivers line up."""
+    n = e.notification
+    counts: dict[str, int] = {}
+    for a in n.alerts:
+        counts[a.name] = counts.get(a.name, 0) + 1
+    names = ", ".join(name if c == 1 else f"{name} ({c})" for name, c in counts.items())
+    total = len(n.alerts)
+    alerts = f"{total} alert" + ("s" if total != 1 else "")
+    resolved = len(n.resolved)
+    if n.status == "firing" and resolved:
+        alerts += f" ({resolved} resolved)"
+    group = ",".join(f'{k}="{v}"' for k, v in sorted(n.group_labels.items()))
+    return (
+        f"{_iso(e.ts)}  {'NOTIFY':<8}  {e.target:<{width}}  {n.status:<8}  "
+        f"group={{{group}}}  {alerts}: {names}"
+    )
+
+
+def _notifications_summary(cfg: Config, replay: Replay) -> list[str]:
+    if cfg.alerting.route is None:
+        return [
+            "# --notifications: the config has no alerting.route, so the agent sends no "
+            "notifications (docs/notify.md shows how to add one)"
+        ]
+    per_target: dict[str, int] = dict.fromkeys(replay.notify_targets, 0)
+    for e in replay.notifications:
+        per_target[e.target] = per_target.get(e.target, 0) + 1
+    total = len(replay.notifications)
+    counts = ", ".join(f"{target} {n}" for target, n in per_target.items())
+    lines = [f"# {total} notification{'s' if total != 1 else ''} would have been sent: {counts}"]
+    if cfg.alerting.alertmanagers:
+        lines.append(
+            "# alerts forwarded to alerting.alertmanagers are routed by those Alertmanagers; "
+            "not replayed"
+        )
+    return lines
+
+
 def _cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
@@ -666,12 +780,15 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
             timestamp_format=args.timestamp_format,
             source=args.source,
             evaluation_interval=interval,
+            notifications=args.notifications,
         )
     except ValueError as exc:
         print(f"chatwatch replay: {exc}", file=sys.stderr)
         return 2
     replay.show_pending = args.pending
     replay.on_entry = lambda e: print(format_entry(e), file=out, flush=False)
+    width = max((len(t) for t in replay.notify_targets), default=0)
+    replay.on_notification = lambda e: print(format_notification(e, width), file=out, flush=False)
     for path in args.logs:
         if path != "-" and not Path(path).is_file():
             print(f"chatwatch replay: {path}: no such file", file=sys.stderr)
@@ -697,6 +814,9 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
         skipped.append(f"{stats.out_of_order} events were out of order (taken at the latest time)")
     for s in skipped:
         print(f"# {s}", file=out)
+    if args.notifications:
+        for line in _notifications_summary(cfg, replay):
+            print(line, file=out)
     if not args.no_metrics:
         print(file=out)
         out.write(replay.metrics_text())
