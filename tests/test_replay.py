@@ -250,3 +250,169 @@ def test_cri_logs_use_the_runtime_timestamp(tmp_path: Path) -> None:
     r = replay(cfg, [log])  # default timestamp fields: ts, then the runtime's `time`
     assert [t for t, kind, _ in timeline(r) if kind == "firing"] == [71.0]
     assert r.stats.no_timestamp == 0
+
+
+# -- replay --notifications: the route tree, backtested ---------------------------------------
+
+NOTIFY_RULES = """
+groups:
+  - name: bot
+    rules:
+      - alert: QueueBacklog
+        expr: chatbot_queue_depth > 100
+        labels: {severity: warning}
+      - alert: QueueLong
+        expr: chatbot_queue_depth > 2000
+        labels: {severity: warning}
+      - alert: QueueFull
+        expr: chatbot_queue_depth > 1000
+        labels: {severity: critical}
+"""
+
+ALERTING = """
+alerting:
+  route:
+    receiver: team-slack
+    group_by: [severity]
+    group_wait: {group_wait}
+    group_interval: 1m
+    repeat_interval: 4h
+    routes:
+      - matchers: ['severity="critical"']
+        receiver: pager
+        repeat_interval: 10m
+  receivers:
+    - name: team-slack
+      slack_configs: [{{api_url: "http://127.0.0.1:9/slack", send_resolved: {send_resolved}}}]
+    - name: pager
+      webhook_configs: [{{url: "http://127.0.0.1:9/pager", send_resolved: {send_resolved}}}]
+"""
+
+
+def write_routed_config(
+    tmp_path: Path, *, send_resolved: bool = True, group_wait: str = "0s"
+) -> Path:
+    cfg = write_config(tmp_path, NOTIFY_RULES)
+    alerting = ALERTING.format(group_wait=group_wait, send_resolved=str(send_resolved).lower())
+    cfg.write_text(CONFIG + alerting)
+    return cfg
+
+
+def full_queue(until: float, end: float = 600) -> list[dict[str, object]]:
+    """Depth 10, then 5000 (every queue alert fires at T0+61), then 10 again from
+    `until` on (they resolve at the next whole second); a sample every 5 s."""
+    depths = [(T0 + t, 10) for t in range(0, 60, 5)]
+    depths += [(T0 + 60.5 + t, 5000) for t in range(0, int(until - 60), 5)]
+    depths += [(T0 + until + 0.5 + t, 10) for t in range(0, int(end - until), 5)]
+    return queue_log(depths)
+
+
+def replay_cli(cfg: Path, log: Path, *args: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "replay", "--no-metrics", "-c", str(cfg), str(log), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def notify_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if "  NOTIFY  " in line]
+
+
+def sent(lines: list[str]) -> list[tuple[str, str, str]]:
+    """(time, receiver, status) of each NOTIFY line."""
+    return [(f[0], f[2], f[3]) for f in (line.split() for line in notify_lines(lines))]
+
+
+def test_critical_pages_and_warnings_go_to_slack_grouped_by_severity(tmp_path: Path) -> None:
+    cfg = write_routed_config(tmp_path)
+    log = write_log(tmp_path / "bot.log", full_queue(until=300))
+    lines = replay_cli(cfg, log, "--notifications")
+    assert notify_lines(lines) == [
+        '2026-01-01T00:01:01Z  NOTIFY    team-slack  firing    group={severity="warning"}  '
+        "2 alerts: QueueBacklog, QueueLong",
+        '2026-01-01T00:01:01Z  NOTIFY    pager       firing    group={severity="critical"}  '
+        "1 alert: QueueFull",
+        '2026-01-01T00:05:01Z  NOTIFY    team-slack  resolved  group={severity="warning"}  '
+        "2 alerts: QueueBacklog, QueueLong",
+        '2026-01-01T00:05:01Z  NOTIFY    pager       resolved  group={severity="critical"}  '
+        "1 alert: QueueFull",
+    ]
+    # each notification sits in the timeline right after the alert change that caused it
+    at = lines.index(notify_lines(lines)[0])
+    assert lines[at - 1].startswith("2026-01-01T00:01:01Z  FIRING    QueueFull{")
+    assert "# 4 notifications would have been sent: team-slack 2, pager 2" in lines
+
+
+@pytest.mark.parametrize("send_resolved", [True, False])
+def test_resolved_notification_only_with_send_resolved(tmp_path: Path, send_resolved: bool) -> None:
+    cfg = write_routed_config(tmp_path, send_resolved=send_resolved)
+    log = write_log(tmp_path / "bot.log", full_queue(until=300))
+    lines = replay_cli(cfg, log, "--notifications")
+    assert sum("RESOLVED  Queue" in line for line in lines) == 3  # the alerts did resolve
+    resolved = [s for s in sent(lines) if s[2] == "resolved"]
+    if send_resolved:
+        assert resolved == [
+            ("2026-01-01T00:05:01Z", "team-slack", "resolved"),
+            ("2026-01-01T00:05:01Z", "pager", "resolved"),
+        ]
+    else:
+        assert resolved == []
+    assert [s for s in sent(lines) if s[2] == "firing"] == [
+        ("2026-01-01T00:01:01Z", "team-slack", "firing"),
+        ("2026-01-01T00:01:01Z", "pager", "firing"),
+    ]
+
+
+def test_repeat_interval_re_pages_in_log_time(tmp_path: Path) -> None:
+    """Firing for 35 minutes: the pager (repeat_interval 10m) is reminded three times;
+    Slack (4h) hears of it once."""
+    cfg = write_routed_config(tmp_path)
+    log = write_log(tmp_path / "bot.log", full_queue(until=2160, end=2400))
+    lines = replay_cli(cfg, log, "--notifications")
+    assert [(at, status) for at, receiver, status in sent(lines) if receiver == "pager"] == [
+        ("2026-01-01T00:01:01Z", "firing"),
+        ("2026-01-01T00:11:01Z", "firing"),
+        ("2026-01-01T00:21:01Z", "firing"),
+        ("2026-01-01T00:31:01Z", "firing"),
+        ("2026-01-01T00:36:01Z", "resolved"),
+    ]
+    assert [(at, status) for at, receiver, status in sent(lines) if receiver == "team-slack"] == [
+        ("2026-01-01T00:01:01Z", "firing"),
+        ("2026-01-01T00:36:01Z", "resolved"),
+    ]
+
+
+def test_group_wait_between_evaluations_is_kept_to_the_millisecond(tmp_path: Path) -> None:
+    """The live notifier wakes when a group is due, not at the next evaluation: alerts
+    firing at T0+61 with group_wait 2.5s are sent at T0+63.5."""
+    cfg = write_routed_config(tmp_path, group_wait="2500ms")
+    log = write_log(tmp_path / "bot.log", full_queue(until=300))
+    lines = replay_cli(cfg, log, "--notifications")
+    assert [s for s in sent(lines) if s[2] == "firing"] == [
+        ("2026-01-01T00:01:03.500Z", "team-slack", "firing"),
+        ("2026-01-01T00:01:03.500Z", "pager", "firing"),
+    ]
+
+
+def test_notifications_without_a_route_say_so(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    log = write_log(tmp_path / "bot.log", queue_log(BACKLOG))
+    lines = replay_cli(cfg, log, "--notifications")
+    assert notify_lines(lines) == []
+    assert lines[0].startswith("2026-01-01T00:01:11Z  FIRING    QueueBacklog{}")
+    assert lines[-1] == (
+        "# --notifications: the config has no alerting.route, so the agent sends no "
+        "notifications (docs/notify.md shows how to add one)"
+    )
+
+
+def test_without_the_flag_nothing_is_routed(tmp_path: Path) -> None:
+    cfg = write_routed_config(tmp_path)
+    log = write_log(tmp_path / "bot.log", full_queue(until=300))
+    lines = replay_cli(cfg, log)
+    assert notify_lines(lines) == [] and not any("notification" in line for line in lines)
+    assert sum("FIRING    Queue" in line for line in lines) == 3
