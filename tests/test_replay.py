@@ -367,6 +367,36 @@ def test_resolved_notification_only_with_send_resolved(tmp_path: Path, send_reso
     ]
 
 
+def test_a_receiver_with_two_integrations_names_each_and_resolves_per_integration(
+    tmp_path: Path,
+) -> None:
+    full = "groups: [{name: q, rules: [{alert: QueueFull, expr: chatbot_queue_depth > 1000}]}]"
+    cfg = write_config(tmp_path, full)
+    cfg.write_text(
+        CONFIG
+        + """
+alerting:
+  route: {receiver: ops, group_by: [alertname]}
+  receivers:
+    - name: ops
+      slack_configs: [{api_url: "http://127.0.0.1:9/slack"}]   # send_resolved: false
+      webhook_configs: [{url: "http://127.0.0.1:9/hook"}]      # send_resolved: true
+"""
+    )
+    log = write_log(tmp_path / "bot.log", full_queue(until=300))
+    lines = replay_cli(cfg, log, "--notifications")
+    assert notify_lines(lines) == [
+        '2026-01-01T00:01:01Z  NOTIFY    ops/slack[0]    firing    group={alertname="QueueFull"}  '
+        "1 alert: QueueFull",
+        '2026-01-01T00:01:01Z  NOTIFY    ops/webhook[0]  firing    group={alertname="QueueFull"}  '
+        "1 alert: QueueFull",
+        # resolved at 00:05:01; told on the group's next tick (default group_interval 5m)
+        '2026-01-01T00:06:01Z  NOTIFY    ops/webhook[0]  resolved  group={alertname="QueueFull"}  '
+        "1 alert: QueueFull",
+    ]
+    assert "# 3 notifications would have been sent: ops/slack[0] 1, ops/webhook[0] 2" in lines
+
+
 def test_repeat_interval_re_pages_in_log_time(tmp_path: Path) -> None:
     """Firing for 35 minutes: the pager (repeat_interval 10m) is reminded three times;
     Slack (4h) hears of it once."""
@@ -416,3 +446,31 @@ def test_without_the_flag_nothing_is_routed(tmp_path: Path) -> None:
     lines = replay_cli(cfg, log)
     assert notify_lines(lines) == [] and not any("notification" in line for line in lines)
     assert sum("FIRING    Queue" in line for line in lines) == 3
+
+
+def test_format_notification_of_a_group_with_a_resolve() -> None:
+    from agent.alerting.commands import NotifyEntry, format_notification
+    from agent.notify.notification import Notification, NotifiedAlert
+
+    def alert(name: str, route: str, ends_at: float | None) -> NotifiedAlert:
+        labels = {"alertname": name, "route": route}
+        return NotifiedAlert(labels, {}, T0, ends_at, "", route)
+
+    n = Notification(
+        receiver="ops",
+        integration="ops/email[1]",
+        group_key="{}:{}",
+        group_labels={"team": "bot", "env": "prod"},
+        alerts=[
+            alert("Errors", "/a", None),
+            alert("Errors", "/b", T0 + 60),
+            alert("Slow", "/a", None),
+        ],
+        external_url="",
+        created_at=T0 + 90,
+    )
+    line = format_notification(NotifyEntry(T0 + 90, "ops/email[1]", n), width=14)
+    assert line == (
+        '2026-01-01T00:01:30Z  NOTIFY    ops/email[1]    firing    group={env="prod",team="bot"}  '
+        "3 alerts (1 resolved): Errors (2), Slow"
+    )
