@@ -1,6 +1,7 @@
 """Recipe examples/recipes/node-winston: a Node.js chatbot logging winston JSON, replayed
-through the recipe's config and rules with the real CLI, and its alerts routed: critical
-to the pager webhook (re-paged every 30m), everything else to Slack.
+through the recipe's config and rules with the real CLI (`--notifications`, as the README
+runs it), and its alerts routed: critical to the pager webhook (re-paged every 30m),
+everything else to Slack.
 
 Expectations come from the sample log itself (parsed here, independently of chatwatch)
 and from the generator's schedule (`BAD_SPELL`), never from chatwatch's own output."""
@@ -24,14 +25,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.alerting.commands import Replay
 from agent.alerting.rules import load_rule_files
 from agent.alerts import Alert
 from agent.config import load
 from agent.notify.dispatcher import Dispatcher
 from agent.notify.notification import Notification
-from agent.notify.notifier import build_integrations_for
-from agent.notify.route import build_route
+from agent.notify.notifier import build_dispatcher
 from tests.deploy_support import REPO, anchors, require_tool
 from tests.notify_support import HookServer
 from tests.realservers import free_port, running_chatwatch, wait_until
@@ -44,6 +43,9 @@ URLS = {
     "PAGER_WEBHOOK_URL": "http://127.0.0.1:9/pager-not-used-by-replay",
 }
 TIMELINE = re.compile(r"^(\S+)\s+(FIRING|RESOLVED)\s+(\w+)\{([^}]*)\}")
+NOTIFY = re.compile(
+    r"^(\S+)\s+NOTIFY\s+(\S+)\s+(firing|resolved)\s+group=\{[^}]*\}\s+\d+ alerts?: (.*)$"
+)
 WINSTON_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -138,6 +140,8 @@ class Replayed:
     timeline: list[tuple[dt.datetime | None, str, str]]
     """(time or None for "(end)", FIRING|RESOLVED, alertname) in order."""
     metrics: dict[str, dict[frozenset[tuple[str, str]], float]]
+    notifications: list[tuple[dt.datetime, str, str, str]]
+    """(time, receiver, firing|resolved, alert names) of each NOTIFY line, in order."""
 
     def events(self, alertname: str) -> list[tuple[dt.datetime | None, str]]:
         return [(t, state) for t, state, name in self.timeline if name == alertname]
@@ -145,21 +149,26 @@ class Replayed:
 
 @pytest.fixture(scope="module")
 def replayed() -> Replayed:
-    result = _chatwatch("replay", "-c", str(CONFIG), str(SAMPLE))
+    result = _chatwatch("replay", "--notifications", "-c", str(CONFIG), str(SAMPLE))
     assert result.returncode == 0, result.stderr[-2000:]
     timeline: list[tuple[dt.datetime | None, str, str]] = []
+    notifications: list[tuple[dt.datetime, str, str, str]] = []
     for line in result.stdout.splitlines():
         m = TIMELINE.match(line)
         if m:
             when = None if m.group(1) == "(end)" else dt.datetime.fromisoformat(m.group(1))
             timeline.append((when, m.group(2), m.group(3)))
+        m = NOTIFY.match(line)
+        if m:
+            when = dt.datetime.fromisoformat(m.group(1))
+            notifications.append((when, m.group(2), m.group(3), m.group(4)))
     _, _, exposition = result.stdout.partition("\n# replayed ")
     assert exposition, result.stdout[-2000:]
     metrics: dict[str, dict[frozenset[tuple[str, str]], float]] = {}
     for family in text_string_to_metric_families(exposition.partition("\n\n")[2]):
         for s in family.samples:
             metrics.setdefault(s.name, {})[frozenset(s.labels.items())] = s.value
-    return Replayed(timeline, metrics)
+    return Replayed(timeline, metrics, notifications)
 
 
 def test_replay_counts_what_the_log_holds(replayed: Replayed) -> None:
@@ -243,51 +252,33 @@ def test_replay_alerts_fire_in_the_bad_spells_and_resolve(replayed: Replayed) ->
 # -- routing --------------------------------------------------------------------------------
 
 
-def _dispatcher() -> tuple[Dispatcher, Any]:
+def _dispatcher() -> Dispatcher:
     cfg = load(CONFIG, env={**os.environ, **URLS})
-    alerting = cfg.alerting
-    assert alerting.route is not None
-    specs = {r.name: build_integrations_for(r.name, alerting) for r in alerting.receivers}
-    return Dispatcher(build_route(alerting.route), specs, "http://chatwatch:9317", 300.0), cfg
+    return build_dispatcher(cfg.alerting, cfg.server.advertised_url)
 
 
-def _sent(notes: list[tuple[float, Notification]]) -> list[tuple[str, str, list[str]]]:
-    return [(n.receiver, n.status, [a.name for a in n.alerts]) for _, n in notes]
-
-
-def test_replayed_alerts_page_when_critical_and_go_to_slack_otherwise() -> None:
-    """The alerts the sample raises, handed each evaluation to a dispatcher built from the
-    recipe's route tree: which receiver is told what, in order."""
-    dispatcher, cfg = _dispatcher()
-    replay = Replay(cfg, load_rule_files(cfg.rule_files, base_dir=cfg.base_dir))
-    sent: list[tuple[float, Notification]] = []
-
-    def notify(alerts: list[Alert], now: float) -> None:
-        dispatcher.ingest(alerts, now)
-        sent.extend((now, n) for n in dispatcher.flush_due(now))
-
-    replay.manager.notify = notify
-    replay.run([str(SAMPLE)])
-
-    assert [s for s in _sent(sent) if s[0] == "pager"] == [
-        ("pager", "firing", ["HighErrorRate"]),
-        ("pager", "resolved", ["HighErrorRate"]),
-        ("pager", "firing", ["ServiceDown"]),
-        ("pager", "resolved", ["ServiceDown"]),
+def test_replayed_alerts_page_when_critical_and_go_to_slack_otherwise(replayed: Replayed) -> None:
+    """The NOTIFY lines of `replay --notifications`: which receiver is told what, in order."""
+    sent = [(receiver, status, names) for _, receiver, status, names in replayed.notifications]
+    assert [s for s in sent if s[0] == "pager"] == [
+        ("pager", "firing", "HighErrorRate"),
+        ("pager", "resolved", "HighErrorRate"),
+        ("pager", "firing", "ServiceDown"),
+        ("pager", "resolved", "ServiceDown"),
     ]
-    assert [s for s in _sent(sent) if s[0] == "slack"] == [
-        ("slack", "firing", ["HighResponseTime"]),
-        ("slack", "resolved", ["HighResponseTime"]),
+    assert [s for s in sent if s[0] == "slack"] == [
+        ("slack", "firing", "HighResponseTime"),
+        ("slack", "resolved", "HighResponseTime"),
     ]
     # Each firing message goes out at the evaluation that saw the alert fire (group_wait 0s).
-    fired_at = {e.labels["alertname"]: e.ts for e in replay.timeline if e.kind == "firing"}
-    for now, note in sent:
-        if note.status == "firing":
-            assert now == fired_at[note.alerts[0].name]
+    fired_at = {name: t for t, state, name in replayed.timeline if state == "FIRING"}
+    for when, _, status, names in replayed.notifications:
+        if status == "firing":
+            assert when == fired_at[names]
 
 
 def test_a_critical_alert_is_re_paged_every_30m_a_warning_reminded_after_4h() -> None:
-    dispatcher, _ = _dispatcher()
+    dispatcher = _dispatcher()
     t0 = START.timestamp()
     down = Alert({"alertname": "ServiceDown", "severity": "critical"}, starts_at=t0)
     slow = Alert(
