@@ -5,12 +5,15 @@
 
 To add a benchmark, drop a `bench/bench_<name>.py` with a `main()` that prints its
 figures (and returns a non-zero int on a failed check, or None). Each main() is called
-with no command-line arguments, so its defaults must be the `make bench` settings.
+with no command-line arguments, so its defaults must be the `make bench` settings. Each
+runs in a process of its own, so memory figures (peak RSS) are its own, not the
+leftovers of the benchmark before it.
 """
 
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 import time
 import traceback
@@ -29,6 +32,8 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(discover())}")
         return 2
+    if len(names) > 1:
+        return _each_in_its_own_process(names)
     sys.path.insert(0, str(HERE.parent))
     failed = []
     for name in names:
@@ -48,6 +53,17 @@ def main(argv: list[str]) -> int:
             sys.argv = saved_argv
         print(f"##### bench_{name}: {time.monotonic() - started:.1f} s", flush=True)
         if code not in (None, 0):
+            failed.append(name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+def _each_in_its_own_process(names: list[str]) -> int:
+    failed = []
+    for name in names:
+        done = subprocess.run([sys.executable, "-m", "bench", name], cwd=HERE.parent, check=False)
+        if done.returncode != 0:
             failed.append(name)
     if failed:
         print(f"\nfailed: {', '.join(failed)}")
