@@ -11,7 +11,6 @@ run` knows the uptime of a backend started before it, and reports a restart."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import math
 import re
@@ -20,14 +19,14 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.deploy_support import REPO, require_tool
+from tests.deploy_support import REPO
 from tests.realservers import free_port, running_chatwatch, wait_until
+from tests.recipe_support import chatwatch, load_generator, promtool
 
 RECIPE = REPO / "examples" / "recipes" / "chat-widget-backend"
 SAMPLE = RECIPE / "sample.log"
@@ -35,28 +34,7 @@ EVENT = re.compile(r"^(\S+)\s+(FIRING|RESOLVED)\s+(\w+)\{")
 REQUEST_MSGS = {"request completed", "request errored"}
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "chat_widget_backend_generate", RECIPE / "generate.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
-
-
-def _chatwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+GEN = load_generator(RECIPE)
 
 
 def _records() -> list[dict[str, Any]]:
@@ -98,32 +76,19 @@ def test_sample_log_is_pino_json() -> None:
 
 
 def test_config_passes_chatwatch_check() -> None:
-    result = _chatwatch("check", "-c", str(RECIPE / "chatwatch.yaml"))
+    result = chatwatch("check", "-c", str(RECIPE / "chatwatch.yaml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("chatwatch.yaml: ok")
 
 
 def test_rules_pass_promtool_check_and_both_rule_test_runners() -> None:
-    promtool = require_tool("promtool")
-    check = subprocess.run(
-        [promtool, "check", "rules", str(RECIPE / "rules.yml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    check = promtool("check", "rules", str(RECIPE / "rules.yml"))
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 9 rules found" in check.stdout
-    ours = _chatwatch("test", "rules", str(RECIPE / "rules_test.yml"))
+    ours = chatwatch("test", "rules", str(RECIPE / "rules_test.yml"))
     assert ours.returncode == 0, ours.stdout + ours.stderr
     assert "SUCCESS" in ours.stdout
-    theirs = subprocess.run(
-        [promtool, "test", "rules", str(RECIPE / "rules_test.yml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    theirs = promtool("test", "rules", str(RECIPE / "rules_test.yml"))
     assert theirs.returncode == 0, theirs.stdout + theirs.stderr
     assert "SUCCESS" in theirs.stdout
 
@@ -131,7 +96,7 @@ def test_rules_pass_promtool_check_and_both_rule_test_runners() -> None:
 @pytest.fixture(scope="module")
 def replay() -> str:
     config, log = str(RECIPE / "chatwatch.yaml"), str(SAMPLE)
-    result = _chatwatch("replay", "-c", config, "--timestamp-format", "unix_ms", log)
+    result = chatwatch("replay", "-c", config, "--timestamp-format", "unix_ms", log)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"# replayed {len(_records())} lines" in result.stdout
     assert "could not be decoded" not in result.stdout
@@ -140,7 +105,7 @@ def replay() -> str:
 
 
 def test_auto_timestamps_read_epoch_ms_the_same(replay: str) -> None:
-    auto = _chatwatch("replay", "-c", str(RECIPE / "chatwatch.yaml"), str(SAMPLE))
+    auto = chatwatch("replay", "-c", str(RECIPE / "chatwatch.yaml"), str(SAMPLE))
     assert auto.returncode == 0, auto.stderr[-2000:]
     without_wall_time = re.compile(r" in \d+\.\ds:")
     assert without_wall_time.sub("", auto.stdout) == without_wall_time.sub("", replay)

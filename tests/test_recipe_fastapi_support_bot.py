@@ -24,9 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config import load
 from agent.decode import make_decoder
-from tests.deploy_support import REPO, anchors, require_tool
+from tests.deploy_support import REPO, anchors
 from tests.notify_support import HookServer
 from tests.realservers import free_port, running_chatwatch, wait_until
+from tests.recipe_support import chatwatch, promtool
 
 RECIPE = REPO / "examples" / "recipes" / "fastapi-support-bot"
 SAMPLE = RECIPE / "sample.log"
@@ -48,15 +49,7 @@ METRICS = {
 
 
 def _chatwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=ENV,
-        cwd=REPO,
-    )
+    return chatwatch(*args, env=ENV)
 
 
 def _utc(iso: str) -> dt.datetime:
@@ -363,10 +356,7 @@ def test_rule_unit_tests_pass_in_chatwatch() -> None:
 
 
 def test_rule_unit_tests_pass_in_promtool() -> None:
-    promtool = require_tool("promtool")
     for args in (["check", "rules", "rules.yml"], ["test", "rules", "rules_test.yml"]):
-        result = subprocess.run(
-            [promtool, *args], cwd=RECIPE, capture_output=True, text=True, timeout=60, check=False
-        )
+        result = promtool(*args[:2], str(RECIPE / args[2]))
         assert result.returncode == 0, result.stdout + result.stderr
         assert "SUCCESS" in result.stdout

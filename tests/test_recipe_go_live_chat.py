@@ -10,25 +10,23 @@ run` with the recipe's config sends an alert to a stand-in Slack webhook."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import math
-import os
 import re
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.deploy_support import REPO, require_tool
+from tests.deploy_support import REPO
 from tests.notify_support import HookServer
 from tests.realservers import free_port, running_chatwatch, wait_until
+from tests.recipe_support import chatwatch, load_generator, promtool
 
 RECIPE = REPO / "examples" / "recipes" / "go-live-chat"
 SAMPLE = RECIPE / "sample.log"
@@ -38,28 +36,11 @@ EVENT = re.compile(r"^(\S+)\s+(FIRING|RESOLVED)\s+(\w+)\{")
 START = dt.datetime(2026, 1, 1, 10, tzinfo=dt.UTC)  # generate.py's default --start
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("go_live_chat_generate", RECIPE / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
+GEN = load_generator(RECIPE)
 
 
 def _chatwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLACK_WEBHOOK_URL": WEBHOOK}
-    result = subprocess.run(
-        [sys.executable, "-m", "agent", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    result = chatwatch(*args, env={"SLACK_WEBHOOK_URL": WEBHOOK})
     assert WEBHOOK not in result.stdout + result.stderr
     return result
 
@@ -98,26 +79,13 @@ def test_config_passes_chatwatch_check() -> None:
 
 
 def test_rules_pass_promtool_check_and_both_rule_test_runners() -> None:
-    promtool = require_tool("promtool")
-    check = subprocess.run(
-        [promtool, "check", "rules", str(RECIPE / "rules.yml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    check = promtool("check", "rules", str(RECIPE / "rules.yml"))
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 6 rules found" in check.stdout
     ours = _chatwatch("test", "rules", str(RECIPE / "rules_test.yml"))
     assert ours.returncode == 0, ours.stdout + ours.stderr
     assert "SUCCESS" in ours.stdout
-    theirs = subprocess.run(
-        [promtool, "test", "rules", str(RECIPE / "rules_test.yml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    theirs = promtool("test", "rules", str(RECIPE / "rules_test.yml"))
     assert theirs.returncode == 0, theirs.stdout + theirs.stderr
     assert "SUCCESS" in theirs.stdout
 

@@ -9,7 +9,6 @@ and from the generator's schedule (`BAD_SPELL`), never from chatwatch's own outp
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import itertools
 import json
 import os
@@ -19,7 +18,6 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,9 +29,10 @@ from agent.config import load
 from agent.notify.dispatcher import Dispatcher
 from agent.notify.notification import Notification
 from agent.notify.notifier import build_dispatcher
-from tests.deploy_support import REPO, anchors, require_tool
+from tests.deploy_support import REPO, anchors
 from tests.notify_support import HookServer
 from tests.realservers import free_port, running_chatwatch, wait_until
+from tests.recipe_support import chatwatch, load_generator, promtool
 
 RECIPE = REPO / "examples" / "recipes" / "node-winston"
 SAMPLE = RECIPE / "sample.log"
@@ -49,28 +48,12 @@ NOTIFY = re.compile(
 WINSTON_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("node_winston_generate", RECIPE / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
+GEN = load_generator(RECIPE)
 START = dt.datetime.fromisoformat(GEN.DEFAULT_START)
 
 
 def _chatwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **URLS},
-        cwd=REPO,
-    )
+    return chatwatch(*args, env=URLS)
 
 
 def _lines() -> list[dict[str, Any]]:
@@ -105,10 +88,7 @@ def test_lines_are_winston_json_format_output() -> None:
 def test_config_and_rules_check() -> None:
     result = _chatwatch("check", "-c", str(CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
-    promtool = require_tool("promtool")
-    result = subprocess.run(
-        [promtool, "check", "rules", str(RECIPE / "rules.yml")], capture_output=True, text=True
-    )
+    result = promtool("check", "rules", str(RECIPE / "rules.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -126,9 +106,7 @@ def test_rule_unit_tests_pass_in_chatwatch_and_promtool() -> None:
     tests = str(RECIPE / "rules_test.yml")
     result = _chatwatch("test", "rules", tests)
     assert result.returncode == 0, result.stdout + result.stderr
-    result = subprocess.run(
-        [require_tool("promtool"), "test", "rules", tests], capture_output=True, text=True
-    )
+    result = promtool("test", "rules", tests)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

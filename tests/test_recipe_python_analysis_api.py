@@ -8,7 +8,6 @@ service), never from chatwatch's own output."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import io
 import json
 import os
@@ -18,14 +17,14 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.alerting.rules import load_rule_files
-from tests.deploy_support import REPO, anchors, require_tool
+from tests.deploy_support import REPO, anchors
+from tests.recipe_support import chatwatch, load_generator, promtool
 
 RECIPE = REPO / "examples" / "recipes" / "python-analysis-api"
 SAMPLE = RECIPE / "sample.log"
@@ -35,16 +34,7 @@ TIMELINE = re.compile(r"^(\S+)\s+(FIRING|RESOLVED)\s+(\w+)\{([^}]*)\}")
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
 
 
-def _generator() -> ModuleType:
-    path = RECIPE / "generate.py"
-    spec = importlib.util.spec_from_file_location("python_analysis_api_generate", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
+GEN = load_generator(RECIPE)
 START = dt.datetime.fromisoformat(GEN.DEFAULT_START)
 MINUTE = dt.timedelta(minutes=1)
 
@@ -54,15 +44,7 @@ def _at(seconds: float) -> dt.datetime:
 
 
 def _chatwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=ENV,
-        cwd=REPO,
-    )
+    return chatwatch(*args, env=ENV)
 
 
 def _lines() -> list[dict[str, Any]]:
@@ -124,11 +106,7 @@ def test_lines_are_what_structlog_prints_for_the_same_calls() -> None:
 def test_config_and_rules_check() -> None:
     result = _chatwatch("check", "-c", str(CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
-    result = subprocess.run(
-        [require_tool("promtool"), "check", "rules", str(RECIPE / "rules.yml")],
-        capture_output=True,
-        text=True,
-    )
+    result = promtool("check", "rules", str(RECIPE / "rules.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -146,9 +124,7 @@ def test_rule_unit_tests_pass_in_chatwatch_and_promtool() -> None:
     tests = str(RECIPE / "rules_test.yml")
     result = _chatwatch("test", "rules", tests)
     assert result.returncode == 0, result.stdout + result.stderr
-    result = subprocess.run(
-        [require_tool("promtool"), "test", "rules", tests], capture_output=True, text=True
-    )
+    result = promtool("test", "rules", tests)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
