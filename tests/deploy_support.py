@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import promql_parser
-import pytest
 import yaml
+
+from tests.realservers import require
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules"
@@ -23,10 +23,8 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
 def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (.ci/run installs it)")
-    return path
+    """The tool's path; skipped where it is missing, an error in CI (tests.realservers)."""
+    return require(name)
 
 
 def yaml_docs(path: Path) -> list[dict[str, Any]]:
