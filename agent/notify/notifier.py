@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from agent.notify.slack import Slack
 from agent.notify.state import FILENAME, StateFile
 from agent.notify.webhook import Webhook
 from agent.selfmetrics import SelfMetrics
+from agent.tasks import cancel_and_wait
 
 log = logging.getLogger("chatwatch.notify")
 
@@ -42,6 +44,8 @@ FORWARD_BATCH = 64
 """Alerts per request to Alertmanager (Prometheus' maxBatchSize)."""
 REFRESH_SAVE_INTERVAL = 30.0
 """Seconds between state writes when only firing alerts were re-reported."""
+STOP_TIMEOUT = 0.5
+"""Seconds `stop()` waits for deliveries in flight to be cancelled before saving state."""
 
 
 def build_integrations(cfg: AlertingConfig) -> list[Integration]:
@@ -65,6 +69,7 @@ class Notifier:
         self.state = StateFile(Path(state_dir) / FILENAME)
         self.queues: dict[str, DeliveryQueue] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cleanup: set[asyncio.Task[Any]] = set()
         self._dirty = False
         self._refreshed = False
         self._save_error: str | None = None
@@ -185,7 +190,7 @@ class Notifier:
                 old = self.queues.pop(name)
                 task = self._tasks.pop(name, None)
                 if task is not None:
-                    task.cancel()
+                    self._background(cancel_and_wait([task], timeout=STOP_TIMEOUT))
                 if old.items:
                     log.warning(
                         "receiver removed by reload; its undelivered notifications are dropped",
@@ -205,8 +210,16 @@ class Notifier:
                 queue.policy = self.cfg.delivery
 
     def _close_later(self, integration: Integration) -> None:
-        with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().create_task(integration.close())
+        self._background(integration.close())
+
+    def _background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:  # no loop (reload outside the agent, as in tests)
+            coro.close()
+            return
+        self._cleanup.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._cleanup.discard)
 
     def _start(self, name: str, queue: DeliveryQueue) -> None:
         self._tasks[name] = asyncio.get_running_loop().create_task(
@@ -216,11 +229,7 @@ class Notifier:
     async def _cancel_tasks(self) -> None:
         tasks = list(self._tasks.values())
         self._tasks.clear()
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_and_wait(tasks, timeout=STOP_TIMEOUT)
 
     def _changed(self) -> None:
         self._dirty = True

@@ -83,6 +83,7 @@ from agent.sources.checkpoint import (
 )
 from agent.sources.config import SourceConfig
 from agent.sources.lines import LineSplitter, SourceCounters
+from agent.tasks import cancel_and_wait
 
 log = logging.getLogger("chatwatch.tail")
 
@@ -257,9 +258,7 @@ class FileSource:
             await self._loop()
         finally:
             if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await watcher
+                await cancel_and_wait([watcher])
             self._shutdown()
             self._done.set()
 
