@@ -6,6 +6,7 @@ chatbot writes logs (with a bad spell) and chatwatch runs the example config and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -103,6 +104,17 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
                     interval=1,
                     what="request rates in Prometheus",
                 )
+                # Rare events (a 429 is 0.4-1.2% of requests) can take a few more scrapes
+                # before a 30 s rate has two samples. Give every panel up to a minute more;
+                # the tests below then say which ones still show nothing.
+                must_show = [as_grafana_sends(e) for t, e in _targets() if t in MUST_SHOW]
+                with contextlib.suppress(AssertionError):
+                    wait_until(
+                        lambda: all(prom.query(e) for e in must_show),
+                        timeout=60,
+                        interval=1,
+                        what="data for every panel that must show some",
+                    )
                 yield prom
             finally:
                 prom.stop()
