@@ -1,7 +1,8 @@
 """The running agent: wires the stages, owns every long-running task, signals and reload.
 
-sources -> decode -> Extractor -> Store; every evaluation_interval the store's samples go
-into History and the rule groups evaluate over it, handing alerts to the Notifier. All
+sources -> decode -> Pipeline (extract, store, history, rules) -> Notifier: the sources
+feed the pipeline, and every evaluation_interval on the wall-clock grid the pipeline
+ticks, handing alerts to the Notifier. All
 long-running work is a task in one TaskGroup, so shutdown happens in one place:
 `stop()` stops the sources (they hand on what they read), the last checkpoints are
 written, notification state is persisted, and the remaining tasks are cancelled.
@@ -18,38 +19,22 @@ from typing import Any
 
 from prometheus_client.registry import Collector
 
-from agent.alerting.history import History
-from agent.alerting.manager import RuleManager, required_retention
-from agent.alerting.rules import RuleError, RuleGroup, load_rule_files
+from agent.alerting.rule_file import RuleError
 from agent.config import Config, ConfigError, load
-from agent.events import Event, Origin
-from agent.exposition import collector
-from agent.extract import Extractor
+from agent.metrics.exposition import collector
 from agent.notify import Notifier
-from agent.selfmetrics import SelfMetrics
-from agent.server import serve
+from agent.pipeline import Pipeline, load_rules
+from agent.server.serve import serve
 from agent.sources.checkpoint import Checkpoints
 from agent.sources.config import SourceConfig
 from agent.sources.stdin import StdinSource
 from agent.sources.tail import FileSource
-from agent.store import Store
+from agent.support.selfmetrics import SelfMetrics
 
 log = logging.getLogger("chatwatch")
 
 SHUTDOWN_GRACE = 4.0
 """Seconds `stop()` gives the sources to hand on what they read (SIGTERM must exit in 5 s)."""
-
-
-class _SwitchSink:
-    """The sink the sources hold; reload swaps the extractor behind it without restarting them."""
-
-    __slots__ = ("target",)
-
-    def __init__(self, target: Extractor) -> None:
-        self.target = target
-
-    def __call__(self, origin: Origin, events: list[Event]) -> None:
-        self.target(origin, events)
 
 
 def resolve_sources(cfg: Config) -> list[SourceConfig]:
@@ -81,35 +66,24 @@ class Agent:
         self._reload_ok.set((), 1.0)
         self._reload_ts.set((), time.time())
 
-        self.store = Store(self.stats)
-        self.extractor = Extractor(cfg.metrics, self.store, self.stats)
-        self.sink = _SwitchSink(self.extractor)
         self.checkpoints = Checkpoints(cfg.checkpoint_path, self.stats)
-        self.external_url = cfg.server.advertised_url
-        groups = self._load_rules(cfg)
-        self.history = History(retention=required_retention(groups, cfg.evaluation_interval))
         self.notifier = Notifier(
-            cfg.alerting, cfg.resolve(cfg.state_dir), self.stats, self.external_url
+            cfg.alerting, cfg.resolve(cfg.state_dir), self.stats, cfg.server.advertised_url
         )
-        self.rules = RuleManager(
-            groups,
-            self.history,
-            store=self.store,
+        self.pipeline = Pipeline(
+            cfg.metrics,
+            load_rules(cfg),
             stats=self.stats,
             notify=self.notifier.send,
             evaluation_interval=cfg.evaluation_interval,
         )
         self.sources: list[FileSource | StdinSource] = []
-        self.collectors: list[Collector] = [collector(self.store, self.stats)]
+        self.collectors: list[Collector] = [collector(self.pipeline.store, self.stats)]
         self._stop = asyncio.Event()
         self._sources_opened = False
         self._reload_lock = asyncio.Lock()
         self.server_started = asyncio.Event()
-
-    def _load_rules(self, cfg: Config) -> list[RuleGroup]:
-        return load_rule_files(
-            cfg.rule_files, base_dir=cfg.base_dir, external_url=self.external_url
-        )
+        self._tg: asyncio.TaskGroup | None = None
 
     # -- ServerHandlers ----------------------------------------------------------------
 
@@ -121,10 +95,10 @@ class Agent:
             return await self._reload()
 
     def alerts_api(self) -> dict[str, Any]:
-        return self.rules.alerts_api()
+        return self.pipeline.rules.alerts_api()
 
     def rules_api(self) -> dict[str, Any]:
-        return self.rules.rules_api()
+        return self.pipeline.rules.rules_api()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -138,7 +112,7 @@ class Agent:
             loop.add_signal_handler(signal.SIGINT, self.stop)
             loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         self.checkpoints.load()
-        restored = self.rules.restore_state(self._alert_state_path(), time.time())
+        restored = self.pipeline.rules.restore_state(self._alert_state_path(), time.time())
         if restored:
             log.info("alert state restored", extra={"alerts": restored})
         try:
@@ -179,9 +153,9 @@ class Agent:
         for src in resolve_sources(cfg):
             source: FileSource | StdinSource
             if src.stdin:
-                source = StdinSource(src, self.sink, self.stats)
+                source = StdinSource(src, self.pipeline.feed, self.stats)
             else:
-                source = FileSource(src, self.sink, self.checkpoints, self.stats)
+                source = FileSource(src, self.pipeline.feed, self.checkpoints, self.stats)
             self.sources.append(source)
             tg.create_task(source.run(), name=f"source:{src.name}")
         self._sources_opened = True
@@ -205,7 +179,7 @@ class Agent:
     def _save_alert_state(self) -> None:
         """Pending and firing alerts, so a restart neither restarts a `for` nor fires anew."""
         try:
-            self.rules.save_state(self._alert_state_path(), time.time())
+            self.pipeline.rules.save_state(self._alert_state_path(), time.time())
         except OSError as exc:
             log.error("cannot write alert state", extra={"error": str(exc)})
 
@@ -221,24 +195,20 @@ class Agent:
         while True:
             now = time.time()
             await asyncio.sleep(interval - (now % interval))
-            self.evaluate(time.time())
-
-    def evaluate(self, now: float) -> None:
-        self.store.expire(now)
-        self.history.append(now, self.store.snapshot(), self.store.take_created())
-        self.rules.evaluate(now)
+            self.pipeline.tick(time.time())
 
     # -- reload --------------------------------------------------------------------------
 
     def _reload_soon(self) -> None:
-        asyncio.get_running_loop().create_task(self.reload())
+        """SIGHUP: the reload runs as a task of the agent's TaskGroup, so shutdown awaits it."""
+        if self._tg is not None:
+            self._tg.create_task(self.reload(), name="reload")
 
     async def _reload(self) -> tuple[bool, str]:
         """Load the file again; a config that fails validation is logged and the running kept."""
         try:
             cfg = load(self.config_path)
-            groups = self._load_rules(cfg)
-            extractor = Extractor(cfg.metrics, self.store, self.stats)
+            self.pipeline.reload(cfg.metrics, load_rules(cfg), cfg.evaluation_interval)
         except (ConfigError, RuleError) as exc:
             self._reloads.inc(("failure",))
             self._reload_ok.set((), 0.0)
@@ -249,14 +219,11 @@ class Agent:
             return False, "\n".join(exc.problems)
         old = self.cfg
         self.cfg = cfg
-        self.sink.target = extractor
-        self.extractor = extractor
-        self.rules.reload(groups, evaluation_interval=cfg.evaluation_interval)
-        self.history.retention = required_retention(groups, cfg.evaluation_interval)
         self.notifier.reload(cfg.alerting)
         if resolve_sources(cfg) != resolve_sources(old):
             await self._stop_sources()
             self._save_checkpoints()
+            assert self._tg is not None  # reloads run inside run()
             self._start_sources(self._tg, cfg)
         self._reloads.inc(("success",))
         self._reload_ok.set((), 1.0)
@@ -267,22 +234,3 @@ class Agent:
 
 class _Stopped(Exception):
     """Raised inside the TaskGroup to cancel its remaining tasks after a clean shutdown."""
-
-
-def run_from_file(path: str) -> int:
-    try:
-        cfg = load(path)
-        agent = Agent(path, cfg)
-    except ConfigError as exc:
-        for p in exc.problems:
-            log.error(p)
-        return 1
-    except RuleError as exc:
-        for p in exc.problems:
-            log.error(p)
-        return 1
-    return asyncio.run(_main(agent))
-
-
-async def _main(agent: Agent) -> int:
-    return await agent.run()

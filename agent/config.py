@@ -16,11 +16,11 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from agent.configtypes import Duration, Model
-from agent.metrics_config import MetricConfig
+from agent.metrics.config import MetricConfig
 from agent.notify.config import AlertingConfig
-from agent.server_config import ServerConfig
+from agent.server.config import ServerConfig
 from agent.sources.config import CheckpointConfig, SourceConfig
+from agent.support.configmodel import Duration, Model
 
 
 class Config(Model):

@@ -23,7 +23,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.decode import make_decoder
+from agent.decode.formats import make_decoder
 from agent.sources.config import SourceConfig
 
 ROUTES = ["/api/chat", "/api/chat/stream", "/api/history", "/api/feedback", "/healthz"]

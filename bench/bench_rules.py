@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.alerting.history import History, SeriesKey
-from agent.alerting.promql import Expr, compile_expr, evaluate
+from agent.alerting.promql.engine import Expr, compile_expr, evaluate
 
 RULES = [
     # error ratios and request rates

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from agent.decode import REASONS, Decoder, make_decoder
-from agent.events import Event
+from agent.decode.base import REASONS, Decoder
+from agent.decode.events import Event
+from agent.decode.formats import make_decoder
 from agent.sources.config import SourceConfig
 
 

@@ -9,12 +9,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.events import Event, Origin
-from agent.exposition import collector
-from agent.extract import Extractor
-from agent.metrics_config import MetricConfig
-from agent.selfmetrics import SelfMetrics
-from agent.store import Store
+from agent.decode.events import Event, Origin
+from agent.metrics.config import MetricConfig
+from agent.metrics.exposition import collector
+from agent.metrics.extract import Extractor
+from agent.metrics.store import Store
+from agent.support.selfmetrics import SelfMetrics
 
 ORIGIN = Origin("chatbot", "/var/log/chatbot/app.log")
 

@@ -29,10 +29,10 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from agent.alerts import Alert
+from agent.alerting.alert import Alert
 from agent.notify import Notifier
 from agent.notify.config import AlertingConfig
-from agent.selfmetrics import SelfMetrics
+from agent.support.selfmetrics import SelfMetrics
 
 
 def free_port() -> int:

@@ -12,9 +12,9 @@ import httpx
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from agent.selfmetrics import SelfMetrics
-from agent.server import Server
-from agent.server_config import ServerConfig
+from agent.server.config import ServerConfig
+from agent.server.serve import Server
+from agent.support.selfmetrics import SelfMetrics
 
 
 class SeriesCollector(Collector):

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import orjson
 
-from agent.events import Event, Origin
-from agent.selfmetrics import SelfMetrics
+from agent.decode.events import Event, Origin
 from agent.sources.checkpoint import Checkpoints
 from agent.sources.config import SourceConfig
 from agent.sources.tail import FileSource
+from agent.support.selfmetrics import SelfMetrics
 
 
 async def main(cfg: SourceConfig, checkpoint_path: Path) -> None:

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
-from agent.events import Event, Origin
-from agent.selfmetrics import SelfMetrics
+from agent.decode.events import Event, Origin
 from agent.sources.checkpoint import Checkpoints
 from agent.sources.config import SourceConfig
 from agent.sources.tail import FileSource
+from agent.support.selfmetrics import SelfMetrics
 
 
 def source_config(*paths: Path | str, **overrides: Any) -> SourceConfig:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from agent.alerting.state import RESOLVED_RETENTION, AlertingRule, EvalError
-from agent.alerting.template import Template
+from agent.alerting.alerting_rule import RESOLVED_RETENTION, AlertingRule, EvalError
+from agent.alerting.template.exec import Template
 
 
 @dataclass

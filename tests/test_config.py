@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import ConfigError, load, loads
-from agent.configtypes import format_duration, parse_duration
+from agent.support.configmodel import format_duration, parse_duration
 
 
 def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:

@@ -3,7 +3,7 @@ recognisable line, so one source can glob a mix of plain JSON logs and container
 
 from __future__ import annotations
 
-from agent.decode import AutoDecoder
+from agent.decode.formats import AutoDecoder
 from tests.decode_support import Run, decode
 
 JSON_LINES = [

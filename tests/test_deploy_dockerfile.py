@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from agent.config import Config
-from agent.server_config import ServerConfig
+from agent.server.config import ServerConfig
 from tests.deploy_support import REPO, Stage, dockerfile_stages, dockerignored
 
 CONFIG_PATH = "/etc/chatwatch/chatwatch.yaml"

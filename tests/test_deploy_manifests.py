@@ -10,10 +10,7 @@ and checked there, as `chatwatch check` would in the pod.
 
 from __future__ import annotations
 
-import contextlib
 import glob
-import importlib
-import importlib.util
 import re
 import subprocess
 import sys
@@ -23,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.check import check_all
+from agent.commands.check import check_all
 from agent.config import load
 from tests.deploy_support import (
     K8S,
@@ -272,8 +269,6 @@ class TestDeployment:
             pattern.sub(lambda m: str(roots[m.group(1)]), config_file.read_text())
         )
 
-        with contextlib.suppress(ModuleNotFoundError):  # registers the rule-file check
-            importlib.import_module("agent.alerting.commands")
         cfg = load(config_file)
         assert cfg.alerting.receivers
         assert [p for p in check_all(str(config_file))] == []
@@ -366,8 +361,6 @@ def test_prometheusrule_holds_the_pack_and_promtool_accepts_it(tmp_path: Path) -
 
 def test_prometheusrule_is_what_export_rules_produces(tmp_path: Path) -> None:
     """The lead regenerates prometheusrule.yaml with `chatwatch export-rules`; it must match."""
-    if importlib.util.find_spec("agent.alerting.commands") is None:
-        pytest.skip("`chatwatch export-rules` (agent.alerting.commands) is not written yet")
     out = tmp_path / "exported.yaml"
     result = subprocess.run(
         [

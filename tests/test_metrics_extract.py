@@ -226,7 +226,7 @@ def test_relabelling_turns_status_codes_into_classes() -> None:
 
 
 def test_static_and_origin_labels() -> None:
-    from agent.events import Origin
+    from agent.decode.events import Origin
 
     p = Pipeline(
         {

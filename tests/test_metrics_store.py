@@ -8,8 +8,8 @@ import tracemalloc
 
 import pytest
 
-from agent.extract import Extractor
-from agent.metrics_config import MetricConfig
+from agent.metrics.config import MetricConfig
+from agent.metrics.extract import Extractor
 from tests.metrics_support import Pipeline
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.selfmetrics import SelfMetrics
+from agent.support.selfmetrics import SelfMetrics
 from tests.notify_support import (
     HookServer,
     alerting,

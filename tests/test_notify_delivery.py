@@ -12,7 +12,7 @@ import pytest
 from agent.notify.config import DeliveryConfig
 from agent.notify.integration import check_status, parse_retry_after
 from agent.notify.queue import backoff
-from agent.selfmetrics import SelfMetrics
+from agent.support.selfmetrics import SelfMetrics
 from tests.notify_support import HookServer, alerting, fire, metric, running, wait_for
 
 

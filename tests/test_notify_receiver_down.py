@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.alerts import Alert
-from agent.selfmetrics import SelfMetrics
+from agent.alerting.alert import Alert
+from agent.support.selfmetrics import SelfMetrics
 from tests.notify_support import HookServer, alerting, fire, metric, resolve, running, wait_for
 
 pytestmark = pytest.mark.timeout(180)

@@ -16,7 +16,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 
-from agent.selfmetrics import SelfMetrics
+from agent.support.selfmetrics import SelfMetrics
 from tests.notify_support import (
     HookServer,
     Mailbox,

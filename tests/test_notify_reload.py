@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from agent.selfmetrics import SelfMetrics
+from agent.support.selfmetrics import SelfMetrics
 from tests.notify_support import HookServer, alerting, fire, running, wait_for
 
 pytestmark = pytest.mark.timeout(60)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.alerts import Alert
+from agent.alerting.alert import Alert
 from agent.config import ConfigError, loads
 from agent.notify.alertmanager.forward import RESOLVED_RETENTION, Forwarder
 from agent.notify.config import AlertingConfig
@@ -155,12 +155,11 @@ def test_config_rejects_matchers_on_root_route() -> None:
     assert "the root route must not have matchers" in problem
 
 
-def test_check_hook_reports_unreadable_ca_file(tmp_path: Any) -> None:
-    from agent.check import CHECKS
-    from agent.notify.check import check_alerting
+def test_chatwatch_check_reports_unreadable_ca_file(tmp_path: Any) -> None:
+    from agent.commands.check import check_all
 
-    assert check_alerting in CHECKS
-    cfg = loads(
+    config = tmp_path / "cw.yaml"
+    config.write_text(
         BASE
         + f"""
 alerting:
@@ -174,7 +173,7 @@ alerting:
           tls_config: {{ca_file: {tmp_path}/nope.pem}}
 """
     )
-    problems = check_alerting(cfg)
+    problems = check_all(str(config))
     assert len(problems) == 1
     assert "alerting.receivers[0].email_configs[0].tls_config.ca_file" in problems[0]
     assert "nope.pem" in problems[0]

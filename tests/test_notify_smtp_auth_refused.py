@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.selfmetrics import SelfMetrics
+from agent.support.selfmetrics import SelfMetrics
 from tests.notify_support import SMTPServer, alerting, fire, metric, running, wait_for
 
 pytestmark = pytest.mark.timeout(60)

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from agent.alerting.history import STALE_NAN, History, SeriesKey
-from agent.alerting.promql import EvalError, Sample, compile_expr, evaluate
+from agent.alerting.promql.engine import EvalError, Sample, compile_expr, evaluate
 
 
 def key(name: str, **labels: str) -> SeriesKey:

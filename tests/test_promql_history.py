@@ -105,7 +105,7 @@ def test_selection_sees_series_created_after_a_cached_selection() -> None:
 
 
 def test_a_replaced_sample_keeps_counter_reset_detection_exact() -> None:
-    from agent.alerting.promql import compile_expr, evaluate
+    from agent.alerting.promql.engine import compile_expr, evaluate
 
     h = History(retention=3600)
     h.add(SESSIONS, 0, 10.0)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.alerting.commands import Replay, format_entry, timestamp_parser
-from agent.alerting.rules import load_rule_files
+from agent.alerting.rule_file import load_rule_files
+from agent.commands.replay import Replay, format_entry, timestamp_parser
 from agent.config import load
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -230,7 +230,7 @@ def test_cli_reports_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_format_entry_of_a_resolve() -> None:
-    from agent.alerting.commands import TimelineEntry
+    from agent.commands.replay import TimelineEntry
 
     e = TimelineEntry(T0 + 90, "resolved", {"alertname": "A", "route": "/x"}, 1.0, {}, T0)
     assert format_entry(e) == '2026-01-01T00:01:30Z  RESOLVED  A{route="/x"}  after 1m30s'
@@ -449,7 +449,7 @@ def test_without_the_flag_nothing_is_routed(tmp_path: Path) -> None:
 
 
 def test_format_notification_of_a_group_with_a_resolve() -> None:
-    from agent.alerting.commands import NotifyEntry, format_notification
+    from agent.commands.replay import NotifyEntry, format_notification
     from agent.notify.notification import Notification, NotifiedAlert
 
     def alert(name: str, route: str, ends_at: float | None) -> NotifiedAlert:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.alerting.rules import (
+from agent.alerting.rule_file import (
     AlertingRule,
     RecordingRule,
     RuleError,

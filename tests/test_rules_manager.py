@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from agent.alerting.alert import Alert
 from agent.alerting.history import History
 from agent.alerting.manager import LogNotifier, RuleManager, rfc3339
-from agent.alerting.rules import RuleGroup, parse_rule_file
-from agent.alerts import Alert
-from agent.exposition import collector
-from agent.selfmetrics import SelfMetrics
-from agent.store import Store
+from agent.alerting.rule_file import RuleGroup, parse_rule_file
+from agent.metrics.exposition import collector
+from agent.metrics.store import Store
+from agent.support.selfmetrics import SelfMetrics
 
 RULES = """
 groups:
@@ -298,7 +298,7 @@ def test_schedule_survives_a_stall_and_a_clock_going_back() -> None:
 
 
 def test_api_values_are_formatted_as_prometheus_does() -> None:
-    from agent.alerting.state import format_value
+    from agent.alerting.alerting_rule import format_value
 
     got = [format_value(v) for v in (1.5, 5.0, 0.0, -0.000123, 1234567.891, float("nan"))]
     assert got == ["1.5e+00", "5e+00", "0e+00", "-1.23e-04", "1.234567891e+06", "NaN"]

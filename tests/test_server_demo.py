@@ -16,12 +16,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config import load
-from agent.decode import make_decoder
-from agent.events import Event, Origin
-from agent.exposition import collector
-from agent.extract import Extractor
-from agent.selfmetrics import SelfMetrics
-from agent.store import Store
+from agent.decode.events import Event, Origin
+from agent.decode.formats import make_decoder
+from agent.metrics.exposition import collector
+from agent.metrics.extract import Extractor
+from agent.metrics.store import Store
+from agent.support.selfmetrics import SelfMetrics
 from tests.server_support import Handlers, client_of
 
 ROOT = Path(__file__).resolve().parent.parent

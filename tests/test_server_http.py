@@ -12,9 +12,9 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from agent.selfmetrics import SelfMetrics
-from agent.server import accepts_gzip
-from agent.server_config import ServerConfig
+from agent.server.config import ServerConfig
+from agent.server.serve import accepts_gzip
+from agent.support.selfmetrics import SelfMetrics
 from tests.server_support import FailingCollector, Handlers, SeriesCollector, client_of
 
 # What Prometheus 2.42 sends when it scrapes.

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import trustme
 
-from agent.server import Server, ServerError, check, serve
-from agent.server_config import ServerConfig
+from agent.server.config import ServerConfig
+from agent.server.serve import Server, ServerError, check, serve
 from tests.server_support import Handlers, running
 
 
@@ -291,7 +291,7 @@ def test_client_auth_without_client_ca_is_a_config_error() -> None:
 
 
 def test_chatwatch_check_reports_unusable_tls_files(tmp_path: Path) -> None:
-    from agent.check import check_all
+    from agent.commands.check import check_all
 
     tls_files(tmp_path)
     config = tmp_path / "cw.yaml"

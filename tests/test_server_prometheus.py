@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trustme
 
-from agent.server_config import ServerConfig
+from agent.server.config import ServerConfig
 from tests.realservers import free_port, require
 from tests.server_support import Handlers, running
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 
-from agent.selfmetrics import SelfMetrics
 from agent.sources.checkpoint import Checkpoint, Checkpoints
+from agent.support.selfmetrics import SelfMetrics
 
 
 def _cp(ino: int, offset: int, updated: float = 1000.0) -> Checkpoint:

@@ -12,9 +12,9 @@ import os
 import time
 from pathlib import Path
 
-from agent.selfmetrics import SelfMetrics
 from agent.sources.config import SourceConfig
 from agent.sources.stdin import StdinSource
+from agent.support.selfmetrics import SelfMetrics
 from tests.tailkit import Collected
 from tests.writer import Writer, line
 

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from agent.tasks import cancel_and_wait
+from agent.support.tasks import cancel_and_wait
 
 pytestmark = pytest.mark.timeout(20)
 

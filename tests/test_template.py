@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from agent.alerting.template import (
+from agent.alerting.template.exec import (
     Template,
     TemplateError,
     go_float,

@@ -27,10 +27,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.alerting.rules import AlertingRule, RecordingRule, RuleGroup
-from agent.alerting.state import ActiveAlert, Change, format_value
-from agent.alerts import Alert
-from agent.selfmetrics import SelfMetrics
+from agent.alerting.alert import Alert
+from agent.alerting.alerting_rule import ActiveAlert, Change, format_value
+from agent.alerting.rule_file import AlertingRule, RecordingRule, RuleGroup
+from agent.support.selfmetrics import SelfMetrics
 
 log = logging.getLogger("chatwatch.rules")
 
@@ -300,7 +300,7 @@ class RuleManager:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("alert state not restored", extra={"path": str(path), "error": str(exc)})
             return 0
-        from agent.alerting.promql import lookback
+        from agent.alerting.promql.engine import lookback
 
         downtime = max(0.0, now - saved_at)
         # a recorded series is only as complete as the windows its rule reads
@@ -469,7 +469,7 @@ def _log_change(change: Change) -> None:
 
 def required_retention(groups: Sequence[RuleGroup], evaluation_interval: float = 1.0) -> float:
     """History retention the rules need: their longest lookback plus a margin."""
-    from agent.alerting.promql import lookback
+    from agent.alerting.promql.engine import lookback
 
     longest = 300.0
     for g in groups:

@@ -27,7 +27,8 @@ import promql_parser as pp
 import yaml
 
 from agent.alerting.history import STALE_NAN, History, SeriesKey
-from agent.alerting.promql import compile_expr, evaluate
+from agent.alerting.promql.engine import compile_expr, evaluate
+from agent.alerting.rule_file import RuleError, load_rule_files
 
 _DURATION = re.compile(
     r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
@@ -214,13 +215,10 @@ def _load_groups(path: str, patterns: list[str], warnings: list[str]) -> list[An
         paths.extend(matches)
     if not paths:
         return []
-    from agent.alerting import rules  # the rules engine; only needed when rules are tested
-
     try:
-        return list(rules.load_rule_files(paths))
-    except Exception as e:
-        problems = getattr(e, "problems", None)
-        raise TestFileError("\n".join(problems) if problems else str(e)) from None
+        return list(load_rule_files(paths))
+    except RuleError as e:
+        raise TestFileError("\n".join(e.problems)) from None
 
 
 def _order_groups(groups: list[Any], order: list[str]) -> list[Any]:

@@ -1,4 +1,4 @@
-"""`chatwatch check` hook for `alerting:`: what the models cannot see without the filesystem.
+"""What `chatwatch check` adds for `alerting:`: what the models cannot see without the filesystem.
 
 Route/receiver cross-references are checked by the config models themselves (a route
 naming an undefined receiver fails `load`, as in Alertmanager); this adds the files the
@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.config import Config
-from agent.notify.config import TLSConfig, alerting_problems
+from agent.notify.config import AlertingConfig, TLSConfig, alerting_problems
 
 
-def check_alerting(cfg: Config) -> list[str]:
-    alerting = cfg.alerting
+def check_alerting(alerting: AlertingConfig) -> list[str]:
     problems = [f"alerting.{p}" for p in alerting_problems(alerting)]
 
     def tls(where: str, t: TLSConfig) -> None:

@@ -18,8 +18,8 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from agent.configtypes import Duration, Model
 from agent.notify.matchers import Matcher, parse_matchers
+from agent.support.configmodel import Duration, Model
 
 DEFAULT_GROUP_WAIT = 0.0
 DEFAULT_GROUP_INTERVAL = 300.0

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.alerts import Alert
+from agent.alerting.alert import Alert
 from agent.notify.notification import (
     Notification,
     NotifiedAlert,

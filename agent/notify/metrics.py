@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.selfmetrics import SelfMetrics
+from agent.support.selfmetrics import SelfMetrics
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 

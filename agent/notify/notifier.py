@@ -18,7 +18,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from agent.alerts import Alert
+from agent.alerting.alert import Alert
 from agent.notify.alertmanager import Alertmanager
 from agent.notify.alertmanager.forward import Forwarder
 from agent.notify.config import AlertingConfig
@@ -28,13 +28,13 @@ from agent.notify.email import Email
 from agent.notify.integration import Integration
 from agent.notify.metrics import NotifyMetrics
 from agent.notify.notification import Notification
+from agent.notify.persistence import FILENAME, StateFile
 from agent.notify.queue import DeliveryQueue
 from agent.notify.route import build_route
 from agent.notify.slack import Slack
-from agent.notify.state import FILENAME, StateFile
 from agent.notify.webhook import Webhook
-from agent.selfmetrics import SelfMetrics
-from agent.tasks import cancel_and_wait
+from agent.support.selfmetrics import SelfMetrics
+from agent.support.tasks import cancel_and_wait
 
 log = logging.getLogger("chatwatch.notify")
 

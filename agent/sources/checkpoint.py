@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from agent.selfmetrics import SelfMetrics
+from agent.support.selfmetrics import SelfMetrics
 
 log = logging.getLogger("chatwatch.checkpoint")
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agent.decode import REASONS
-from agent.selfmetrics import SelfMetrics
+from agent.decode.base import REASONS
+from agent.support.selfmetrics import SelfMetrics
 
 _NL = b"\n"
 _CR = b"\r"

@@ -18,12 +18,12 @@ import os
 import sys
 from typing import BinaryIO
 
-from agent.decode import make_decoder
-from agent.events import Event, Origin, Sink
-from agent.selfmetrics import SelfMetrics
+from agent.decode.events import Event, Origin, Sink
+from agent.decode.formats import make_decoder
 from agent.sources.config import SourceConfig
 from agent.sources.lines import LineSplitter, SourceCounters
 from agent.sources.tail import CHUNK, DecoderFactory
+from agent.support.selfmetrics import SelfMetrics
 
 log = logging.getLogger("chatwatch.stdin")
 

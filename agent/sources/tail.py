@@ -72,9 +72,9 @@ from typing import Literal
 
 from watchfiles import Change, awatch
 
-from agent.decode import Decoder, OnError, make_decoder
-from agent.events import Event, Origin, Sink
-from agent.selfmetrics import SelfMetrics
+from agent.decode.base import Decoder, OnError
+from agent.decode.events import Event, Origin, Sink
+from agent.decode.formats import make_decoder
 from agent.sources.checkpoint import (
     FINGERPRINT_BYTES,
     TAIL_BYTES,
@@ -83,7 +83,8 @@ from agent.sources.checkpoint import (
 )
 from agent.sources.config import SourceConfig
 from agent.sources.lines import LineSplitter, SourceCounters
-from agent.tasks import cancel_and_wait
+from agent.support.selfmetrics import SelfMetrics
+from agent.support.tasks import cancel_and_wait
 
 log = logging.getLogger("chatwatch.tail")
 

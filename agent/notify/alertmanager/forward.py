@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agent.alerts import Alert
+from agent.alerting.alert import Alert
 from agent.notify.notification import fingerprint, rfc3339
 
 RESOLVED_RETENTION = 15 * 60.0

@@ -21,7 +21,7 @@ import yaml
 from agent.app import Agent
 from agent.config import ConfigError, load
 
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]
 
 
 def demo_config(repo: Path, workdir: Path, listen: str) -> dict[str, Any]:
@@ -34,7 +34,17 @@ def demo_config(repo: Path, workdir: Path, listen: str) -> dict[str, Any]:
     return raw
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="a demo chatbot writes logs and chatwatch watches them")
+    p.add_argument("--dir", default=None, help="working folder (default: a temporary one)")
+    p.add_argument("--listen", default="127.0.0.1:9317")
+    p.add_argument(
+        "--duration", type=float, default=0, help="stop after N seconds (0: run until ^C)"
+    )
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
     if not (_REPO / "examples" / "demo_writer.py").exists():
         print(
             "chatwatch demo runs from a source checkout (it uses examples/ and rules/); "

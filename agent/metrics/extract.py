@@ -16,21 +16,20 @@ timestamp) skip the event for that metric and are counted in
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from agent.events import Event, Origin
-from agent.metrics_config import LabelFrom, MetricConfig, parse_replacement
-from agent.selfmetrics import SelfCounter, SelfMetrics
-from agent.store import Family, Store
+from agent.decode.events import Event, Origin
+from agent.decode.timestamps import event_time, number
+from agent.metrics.config import LabelFrom, MetricConfig, parse_replacement
+from agent.metrics.store import Family, Store
+from agent.support.selfmetrics import SelfCounter, SelfMetrics
 
 log = logging.getLogger("chatwatch.extract")
 
@@ -69,42 +68,6 @@ def label_text(value: Any) -> str:
 
 # Text of small ints (status codes, counts), looked up instead of formatted per event.
 _INT_TEXT: dict[int, str] = {i: str(i) for i in range(1024)}
-
-
-def number(value: Any) -> float | None:
-    """A finite float from a number or a numeric string; booleans are not numbers."""
-    cls = value.__class__
-    if cls is int or cls is float:
-        return float(value)
-    if cls is str:
-        try:
-            f = float(value)
-        except ValueError:
-            return None
-        return f if math.isfinite(f) else None
-    return None
-
-
-def event_time(value: Any) -> float | None:
-    """Epoch seconds from ISO 8601 text or an epoch number in seconds, milliseconds,
-    microseconds or nanoseconds (told apart by size, as no log is from year 5000).
-    Text without a zone is UTC, as `chatwatch replay` reads it, whatever TZ we run in."""
-    f = number(value)
-    if f is not None:
-        if f > 1e17:
-            return f / 1e9
-        if f > 1e14:
-            return f / 1e6
-        return f / 1e3 if f > 1e11 else f
-    if value.__class__ is str:
-        try:
-            t = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=UTC)
-        return t.timestamp()
-    return None
 
 
 def _relabeller(spec: LabelFrom) -> Callable[[Any], str]:

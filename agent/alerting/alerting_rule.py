@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from agent.alerting.template import Template
-from agent.alerts import Alert
+from agent.alerting.alert import Alert
+from agent.alerting.template.exec import Template
 
 RESOLVED_RETENTION = 15 * 60.0
 """Seconds a resolved alert is still sent, so a lost resolve notification is repaired."""
@@ -97,7 +97,7 @@ class AlertingRule:
     name: str
     expr_text: str
     expr: Any
-    """The compiled expression (agent.alerting.promql.compile_expr)."""
+    """The compiled expression (agent.alerting.promql.engine.compile_expr)."""
     hold: float = 0.0
     """`for`: seconds an alert stays pending before it fires."""
     keep_firing_for: float = 0.0

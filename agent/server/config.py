@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import SecretStr, field_validator, model_validator
 
-from agent.configtypes import Model
+from agent.support.configmodel import Model
 
 
 class TLSConfig(Model):

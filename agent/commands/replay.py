@@ -1,15 +1,9 @@
-"""The rule commands of the `chatwatch` CLI, and the rule check of `chatwatch check`.
+"""`chatwatch replay -c CONFIG LOG...`: backtesting, the alerts these logs would have raised.
 
-    chatwatch test rules FILE...            promtool's rule unit tests, run by chatwatch
-    chatwatch export-rules -c CONFIG        the rules for a central Prometheus (or a
-                                            prometheus-operator PrometheusRule)
-    chatwatch replay -c CONFIG LOG...       backtesting: the alerts these logs would have
-                                            raised, in the logs' own time
-
-Replay runs the real pipeline (decoder, extractor, store, history, rule manager) with a
-simulated clock: each log line's timestamp moves the clock forward, and the rules are
-evaluated every `evaluation_interval` of log time, so a week of logs replays in minutes
-and the timeline it prints is the one the agent would have produced live. With
+Replay runs the agent's own pipeline (decoder, then `Pipeline`: extractor, store, history,
+rule manager) with a simulated clock: each log line's timestamp moves the clock forward,
+and the pipeline ticks every `evaluation_interval` of log time, so a week of logs replays
+in minutes and the timeline it prints is the one the agent would have produced live. With
 `--notifications` the alerts also go through the agent's own dispatcher (routes,
 grouping, timers, cooldown; pure, so it runs on the simulated clock too), and the
 timeline shows each notification it would have sent; nothing is sent.
@@ -27,48 +21,28 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TextIO
+from typing import IO, Any, TextIO
 
-import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
-from agent.alerting.rules import (
-    EXTENSION_KEYS,
-    RuleError,
-    RuleGroup,
-    load_rule_files,
-)
-from agent.alerts import Alert
+from agent.alerting.alert import Alert
+from agent.alerting.rule_file import RuleError, RuleGroup
+from agent.alerting.template.exec import go_float
 from agent.config import Config, ConfigError, load
+from agent.decode.events import Origin
+from agent.decode.formats import make_decoder
+from agent.decode.timestamps import DEFAULT_TIMESTAMP_FIELDS, field_getter, timestamp_parser
+from agent.metrics.exposition import collector
+from agent.notify.dispatcher import Dispatcher
+from agent.notify.notification import Notification
+from agent.notify.notifier import build_dispatcher
+from agent.pipeline import Pipeline, load_rules
+from agent.support.configmodel import format_duration, parse_duration
+from agent.support.selfmetrics import SelfMetrics
 
-if TYPE_CHECKING:
-    from agent.notify.dispatcher import Dispatcher
-    from agent.notify.notification import Notification
 
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `test rules`, `export-rules` and `replay` to the chatwatch command."""
-    p = subparsers.add_parser("test", help="run unit tests")
-    test_sub = p.add_subparsers(dest="test_command", required=True)
-    t = test_sub.add_parser("rules", help="rule unit tests in promtool's format")
-    t.add_argument("files", nargs="+", metavar="FILE", help="test files (promtool format)")
-    t.set_defaults(func=_cmd_test_rules)
-
-    p = subparsers.add_parser(
-        "export-rules", help="print the config's rules for a central Prometheus"
-    )
-    p.add_argument("-c", "--config", required=True, help="config file (YAML)")
-    p.add_argument(
-        "--format",
-        choices=["prometheus", "prometheusrule"],
-        default="prometheus",
-        help="a Prometheus rule file, or a prometheus-operator PrometheusRule resource",
-    )
-    p.add_argument("--name", default="chatwatch-rules", help="PrometheusRule metadata.name")
-    p.add_argument("--namespace", default=None, help="PrometheusRule metadata.namespace")
-    p.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
-    p.set_defaults(func=_cmd_export)
-
-    p = subparsers.add_parser(
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
         "replay", help="replay logs in their own time and print the alerts they raise"
     )
     p.add_argument("-c", "--config", required=True, help="config file (YAML)")
@@ -98,232 +72,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "alerts); nothing is sent",
     )
     p.add_argument("--no-metrics", action="store_true", help="do not print the final metrics")
-    p.set_defaults(func=_cmd_replay)
-
-
-# -------------------------------------------------------------------------------------
-# chatwatch check: rule files
-
-
-def check_rule_files(cfg: Config) -> list[str]:
-    """`chatwatch check`: every problem in the config's rule files."""
-    try:
-        groups = load_rule_files(cfg.rule_files, base_dir=cfg.base_dir)
-    except RuleError as exc:
-        return exc.problems
-    configured = {m.name for m in cfg.metrics}
-    problems = []
-    for g in groups:
-        for r in g.recording_rules():
-            if r.name in configured:
-                problems.append(
-                    f"{g.file}: group {g.name!r}: recording rule {r.name!r}: the name is a "
-                    "metric defined in metrics:; choose another name"
-                )
-    return problems
-
-
-def _install_check() -> None:
-    from agent import check
-
-    if check_rule_files not in check.CHECKS:
-        check.CHECKS.append(check_rule_files)
-
-
-_install_check()
-
-
-# -------------------------------------------------------------------------------------
-# chatwatch test rules
-
-
-def _cmd_test_rules(args: argparse.Namespace) -> int:
-    from agent.alerting.ruletest import run_tests
-
-    return run_tests(list(args.files))
-
-
-# -------------------------------------------------------------------------------------
-# chatwatch export-rules
-
-
-class _Dumper(yaml.SafeDumper):
-    """Multi-line strings (long expressions, annotations) as YAML literal blocks."""
-
-
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_Dumper.add_representer(str, _str_representer)
-
-
-def exported_groups(groups: Sequence[RuleGroup]) -> list[dict[str, Any]]:
-    """The groups as written, without chatwatch's extension keys (`cooldown`)."""
-    names: dict[str, str] = {}
-    out = []
-    for g in groups:
-        if g.name in names and names[g.name] != g.file:
-            raise RuleError(
-                [
-                    f"{g.file}: group {g.name!r}: also defined in {names[g.name]}; group names "
-                    "must be unique to export them as one file"
-                ]
-            )
-        names[g.name] = g.file
-        source = dict(g.source)
-        source["rules"] = [
-            {k: v for k, v in rule.items() if k not in EXTENSION_KEYS}
-            for rule in (source.get("rules") or [])
-        ]
-        out.append(source)
-    return out
-
-
-def export_rules(
-    groups: Sequence[RuleGroup],
-    fmt: str = "prometheus",
-    name: str = "chatwatch-rules",
-    namespace: str | None = None,
-) -> str:
-    """YAML for a central Prometheus: a rule file, or a PrometheusRule resource."""
-    doc: dict[str, Any] = {"groups": exported_groups(groups)}
-    if fmt == "prometheusrule":
-        metadata: dict[str, Any] = {"name": name}
-        if namespace:
-            metadata["namespace"] = namespace
-        metadata["labels"] = {"app.kubernetes.io/managed-by": "chatwatch"}
-        doc = {
-            "apiVersion": "monitoring.coreos.com/v1",
-            "kind": "PrometheusRule",
-            "metadata": metadata,
-            "spec": doc,
-        }
-    text: str = yaml.dump(
-        doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
-    )
-    return text
-
-
-def _load_config_and_rules(path: str) -> tuple[Config, list[RuleGroup]]:
-    cfg = load(path)
-    # The live agent's external URL: templates ($externalURL) and generatorURL see it.
-    external_url = cfg.server.advertised_url
-    return cfg, load_rule_files(cfg.rule_files, base_dir=cfg.base_dir, external_url=external_url)
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    try:
-        cfg, groups = _load_config_and_rules(args.config)
-        text = export_rules(groups, args.format, args.name, args.namespace)
-    except (ConfigError, RuleError) as exc:
-        for p in exc.problems:
-            print(p, file=sys.stderr)
-        return 1
-    if not groups and not cfg.rule_files:
-        print(f"{args.config}: rule_files is empty; nothing to export", file=sys.stderr)
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text, encoding="utf-8")
-    return 0
-
-
-# -------------------------------------------------------------------------------------
-# chatwatch replay
-
-
-def timestamp_parser(fmt: str) -> Callable[[Any], float | None]:
-    """A function from a field value to Unix seconds (None when it cannot be read)."""
-    if fmt == "auto":
-        from agent.extract import event_time
-
-        fromiso = datetime.datetime.fromisoformat
-        utc = datetime.UTC
-
-        def auto(value: Any) -> float | None:
-            if value.__class__ is str:  # ISO 8601 first: the common case, and no exception
-                try:
-                    t = fromiso(value)
-                except ValueError:
-                    return event_time(value)
-                return (t if t.tzinfo is not None else t.replace(tzinfo=utc)).timestamp()
-            return event_time(value)
-
-        return auto
-    if fmt in ("unix", "unix_ms"):
-        scale = 1.0 if fmt == "unix" else 0.001
-
-        def numeric(value: Any) -> float | None:
-            try:
-                return float(value) * scale
-            except (TypeError, ValueError):
-                return None
-
-        return numeric
-    if fmt == "rfc3339":
-
-        def rfc3339(value: Any) -> float | None:
-            if not isinstance(value, str):
-                return None
-            try:
-                t = datetime.datetime.fromisoformat(value)
-            except ValueError:
-                return None
-            if t.tzinfo is None:
-                t = t.replace(tzinfo=datetime.UTC)
-            return t.timestamp()
-
-        return rfc3339
-    if "%" in fmt:
-
-        def strptime(value: Any) -> float | None:
-            if not isinstance(value, str):
-                return None
-            try:
-                t = datetime.datetime.strptime(value, fmt)
-            except ValueError:
-                return None
-            if t.tzinfo is None:
-                t = t.replace(tzinfo=datetime.UTC)
-            return t.timestamp()
-
-        return strptime
-    raise ValueError(
-        f"--timestamp-format: expected rfc3339, unix, unix_ms, auto or a strptime format "
-        f"with % directives, got {fmt!r}"
-    )
-
-
-DEFAULT_TIMESTAMP_FIELDS = ("ts", "time", "timestamp", "@timestamp")
-
-
-def _first_field(event: Mapping[str, Any]) -> Any:
-    for name in DEFAULT_TIMESTAMP_FIELDS:
-        value = event.get(name)
-        if value is not None:
-            return value
-    return None
-
-
-def _field_getter(path: str | None) -> Callable[[Mapping[str, Any]], Any]:
-    if path is None:
-        return _first_field
-    parts = path.split(".")
-    if len(parts) == 1:
-        return lambda event: event.get(path)
-
-    def get(event: Mapping[str, Any]) -> Any:
-        value: Any = event
-        for p in parts:
-            if not isinstance(value, Mapping):
-                return None
-            value = value.get(p)
-        return value
-
-    return get
+    p.set_defaults(func=main)
 
 
 @dataclass
@@ -462,12 +211,6 @@ class Replay:
         evaluation_interval: float | None = None,
         notifications: bool = False,
     ) -> None:
-        from agent.alerting.history import History
-        from agent.alerting.manager import RuleManager, required_retention
-        from agent.extract import Extractor
-        from agent.selfmetrics import SelfMetrics
-        from agent.store import Store
-
         self.cfg = cfg
         self.interval = evaluation_interval or cfg.evaluation_interval
         if source is None:
@@ -480,27 +223,23 @@ class Replay:
             self.source = matches[0]
         self.now = 0.0
         self.stats = ReplayStats()
-        self.selfstats = SelfMetrics()
-        self.store = Store(self.selfstats)
-        self.extractor = Extractor(cfg.metrics, self.store, self.selfstats, clock=self._clock)
-        self.history = History(retention=required_retention(groups, self.interval))
-        self.timeline: list[TimelineEntry] = []
-        self.manager = RuleManager(
+        self.pipeline = Pipeline(
+            cfg.metrics,
             groups,
-            self.history,
-            store=self.store,
-            stats=self.selfstats,
+            stats=SelfMetrics(),
             notify=self._notified,
             evaluation_interval=self.interval,
+            clock=self._clock,
         )
+        self.store = self.pipeline.store
+        self.manager = self.pipeline.rules
+        self.timeline: list[TimelineEntry] = []
         self._ts_of_value = timestamp_parser(timestamp_format)
-        self._get_ts = _field_getter(timestamp_field)
+        self._get_ts = field_getter(timestamp_field)
         self.on_entry: Callable[[TimelineEntry], None] | None = None
         self.show_pending = False
         self.dispatcher: Dispatcher | None = None
         if notifications:
-            from agent.notify.notifier import build_dispatcher
-
             self.dispatcher = build_dispatcher(cfg.alerting, cfg.server.advertised_url)
         self.notifications: list[NotifyEntry] = []
         self.on_notification: Callable[[NotifyEntry], None] | None = None
@@ -548,9 +287,6 @@ class Replay:
 
     def run(self, paths: Sequence[str]) -> ReplayStats:
         """Replay the logs (merged in time order) and evaluate the rules along the way."""
-        from agent.decode import make_decoder
-        from agent.events import Origin
-
         started = time.perf_counter()
         stats = self.stats
 
@@ -580,7 +316,7 @@ class Replay:
 
     def _run_one(self, reader: _LogReader, origin: Any) -> None:
         """One log: whole slices of a chunk go to the extractor between evaluations."""
-        extractor = self.extractor
+        feed = self.pipeline.feed
         interval = self.interval
         for times, events in reader.chunks():
             if not times:
@@ -594,7 +330,7 @@ class Replay:
                 j = bisect_right(times, self._next_eval, i)
                 if j > i:
                     self.now = times[j - 1]
-                    extractor(origin, events[i:j])
+                    feed(origin, events[i:j])
                 if j < n:
                     while times[j] > self._next_eval:
                         self._evaluate(self._next_eval)
@@ -608,7 +344,7 @@ class Replay:
         merged = heapq.merge(*streams, key=lambda x: (x[0], x[1]))
         interval = self.interval
         batches: dict[int, list[dict[str, Any]]] = {}
-        extractor = self.extractor
+        feed = self.pipeline.feed
         for ts, idx, event in merged:
             if self._next_eval is None:
                 self._start(ts)
@@ -623,7 +359,7 @@ class Replay:
                 batches[idx] = batch = []
             batch.append(event)
             if len(batch) >= 512:
-                extractor(origins[idx], batch)
+                feed(origins[idx], batch)
                 batches[idx] = []
             self.stats.last_ts = ts
         self._flush(batches, origins)
@@ -631,7 +367,7 @@ class Replay:
     def _flush(self, batches: dict[int, list[dict[str, Any]]], origins: list[Any]) -> None:
         for idx, batch in batches.items():
             if batch:
-                self.extractor(origins[idx], batch)
+                self.pipeline.feed(origins[idx], batch)
         batches.clear()
 
     def _evaluate(self, now: float) -> None:
@@ -639,9 +375,7 @@ class Replay:
         if dispatcher is not None:
             self._flush_due_before(now)
         self.now = now
-        self.store.expire(now)
-        self.history.append(now, self.store.snapshot(), self.store.take_created())
-        self.manager.evaluate(now)
+        self.pipeline.tick(now)
         self.stats.evaluations += 1
         for change in self.manager.last_changes:
             a = change.alert
@@ -677,11 +411,6 @@ class Replay:
 
     def metrics_text(self) -> str:
         """The final /metrics of the replayed metrics (no chatwatch_* self-metrics)."""
-        from prometheus_client import CollectorRegistry, generate_latest
-
-        from agent.exposition import collector
-        from agent.selfmetrics import SelfMetrics
-
         registry = CollectorRegistry()
         registry.register(collector(self.store, SelfMetrics()))
         return generate_latest(registry).decode()
@@ -703,9 +432,6 @@ def _labels_text(labels: Mapping[str, str]) -> str:
 
 
 def format_entry(e: TimelineEntry) -> str:
-    from agent.alerting.template import go_float
-    from agent.configtypes import format_duration
-
     line = f"{_iso(e.ts)}  {e.kind.upper():<8}  {_labels_text(e.labels)}"
     if e.kind == "resolved" and e.since is not None:
         line += f"  after {format_duration(e.ts - e.since)}"
@@ -757,10 +483,11 @@ def _notifications_summary(cfg: Config, replay: Replay) -> list[str]:
     return lines
 
 
-def _cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        cfg, groups = _load_config_and_rules(args.config)
+        cfg = load(args.config)
+        groups = load_rules(cfg)
     except (ConfigError, RuleError) as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
@@ -768,8 +495,6 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         interval = None
         if args.evaluation_interval:
-            from agent.configtypes import parse_duration
-
             interval = parse_duration(args.evaluation_interval)
             if interval <= 0:
                 raise ValueError("--evaluation-interval must be more than 0")
@@ -825,6 +550,4 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _span(seconds: float) -> str:
-    from agent.configtypes import format_duration
-
     return format_duration(round(seconds)) if seconds >= 1 else f"{seconds:.3f}s"

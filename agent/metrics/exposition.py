@@ -20,8 +20,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from agent import __version__
-from agent.selfmetrics import SelfMetrics
-from agent.store import ExternalFamily, Family, Store
+from agent.metrics.store import ExternalFamily, Family, Store
+from agent.support.selfmetrics import SelfMetrics
 
 
 def _family(fam: Family) -> Metric:

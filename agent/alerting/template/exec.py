@@ -564,7 +564,7 @@ def _len(item: Any) -> int:
 
 
 def _parse_duration(s: str) -> float:
-    from agent.configtypes import parse_duration
+    from agent.support.configmodel import parse_duration
 
     try:
         return parse_duration(s)

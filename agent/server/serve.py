@@ -41,8 +41,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from agent.config import Config
-from agent.server_config import ServerConfig
+from agent.server.config import ServerConfig
 
 log = logging.getLogger("chatwatch.server")
 
@@ -385,11 +384,6 @@ def check(cfg: ServerConfig, base_dir: Path | None = None) -> list[str]:
     except ServerError as exc:
         return [str(exc)]
     return []
-
-
-def check_server(cfg: Config) -> list[str]:
-    """The `chatwatch check` hook (agent.check.CHECKS): TLS files load as the server will."""
-    return check(cfg.server, cfg.base_dir)
 
 
 def _resolve(path: str, base_dir: Path | None) -> str:

@@ -1,4 +1,4 @@
-"""Config of metric definitions (`metrics:`). Compiled into update functions by agent.extract.
+"""Config of metric definitions (`metrics:`), compiled into update functions by extract.py.
 
 Everything a user can get wrong is rejected here, at load time, with the key path that
 is wrong (`metrics[3].buckets: ...`), so nothing surprises at 3 a.m.
@@ -36,7 +36,7 @@ from prometheus_client import Histogram
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from agent.configtypes import Duration, Model
+from agent.support.configmodel import Duration, Model
 
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

@@ -39,9 +39,9 @@ from typing import Any, Literal
 
 import yaml
 
-from agent.alerting.state import AlertingRule, Change, EvalError
-from agent.alerting.template import Template, TemplateError
-from agent.alerts import Alert
+from agent.alerting.alert import Alert
+from agent.alerting.alerting_rule import AlertingRule, Change, EvalError
+from agent.alerting.template.exec import Template, TemplateError
 
 __all__ = [
     "AlertingRule",
@@ -190,7 +190,7 @@ class RuleGroup:
         """Evaluate every rule at `now`; returns the alerts to send (firing and recently
         resolved). A rule that fails keeps its alerts and is reported in `health`."""
         from agent.alerting.history import STALE_NAN
-        from agent.alerting.promql import evaluate
+        from agent.alerting.promql.engine import evaluate
 
         started = time.perf_counter()
         self.last_changes = []
@@ -486,7 +486,7 @@ def _parse_rule(
     if expr_text is None or not expr_text.strip():
         problems.append(f"{where}: expr: every rule needs an expression")
     else:
-        from agent.alerting.promql import compile_expr
+        from agent.alerting.promql.engine import compile_expr
 
         try:
             expr = compile_expr(expr_text)

@@ -24,8 +24,8 @@ from typing import Any
 
 from prometheus_client.utils import floatToGoString
 
-from agent.metrics_config import MetricConfig
-from agent.selfmetrics import SelfCounter, SelfGauge, SelfMetrics
+from agent.metrics.config import MetricConfig
+from agent.support.selfmetrics import SelfCounter, SelfGauge, SelfMetrics
 
 SeriesKey = tuple[tuple[str, str], ...]
 """Label pairs sorted by name, including ("__name__", name)."""

@@ -1,0 +1,34 @@
+"""`chatwatch run -c CONFIG`: the live agent."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from agent.alerting.rule_file import RuleError
+from agent.app import Agent
+from agent.config import ConfigError, load
+
+log = logging.getLogger("chatwatch")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the agent")
+    p.add_argument("-c", "--config", required=True, help="config file (YAML)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    return run_from_file(args.config)
+
+
+def run_from_file(path: str) -> int:
+    try:
+        cfg = load(path)
+        agent = Agent(path, cfg)
+    except (ConfigError, RuleError) as exc:
+        for p in exc.problems:
+            log.error(p)
+        return 1
+    return asyncio.run(agent.run())
