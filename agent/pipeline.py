@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 
 from agent.alerting.alert import Alert
+from agent.alerting.group import RuleGroup
 from agent.alerting.history import History
 from agent.alerting.manager import RuleManager, required_retention
-from agent.alerting.rule_file import RuleGroup, load_rule_files
+from agent.alerting.rule_file import load_rule_files
 from agent.config import Config
 from agent.decode.events import Event, Origin
 from agent.metrics.config import MetricConfig

@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.alerting.rule_file import (
-    AlertingRule,
-    RecordingRule,
-    RuleError,
-    load_rule_files,
-    parse_rule_file,
-)
+from agent.alerting.alerting_rule import AlertingRule
+from agent.alerting.recording_rule import RecordingRule
+from agent.alerting.rule_file import RuleError, load_rule_files, parse_rule_file
 
 GOOD = """
 groups:

@@ -14,9 +14,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from agent.alerting.alert import Alert
+from agent.alerting.api import rfc3339
+from agent.alerting.group import RuleGroup
 from agent.alerting.history import History
-from agent.alerting.manager import LogNotifier, RuleManager, rfc3339
-from agent.alerting.rule_file import RuleGroup, parse_rule_file
+from agent.alerting.manager import LogNotifier, RuleManager
+from agent.alerting.rule_file import parse_rule_file
 from agent.metrics.exposition import collector
 from agent.metrics.store import Store
 from agent.support.selfmetrics import SelfMetrics

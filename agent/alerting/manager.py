@@ -12,33 +12,30 @@ order, rules in order); then
 
 `reload(groups)` swaps the groups in one assignment and keeps the alerts of every rule
 whose identity (group, name, expression, labels) did not change, so a reload does not
-re-send or forget anything. `alerts_api()` and `rules_api()` return the `data` of
-Prometheus' /api/v1/alerts and /api/v1/rules.
+re-send or forget anything. Saving alerts across restarts is persistence.py; the
+Prometheus API views of rules and alerts are api.py.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import logging
-import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from agent.alerting.alert import Alert
-from agent.alerting.alerting_rule import ActiveAlert, Change, format_value
-from agent.alerting.rule_file import AlertingRule, RecordingRule, RuleGroup
+from agent.alerting.alerting_rule import AlertingRule, Change
+from agent.alerting.api import alerts_api, rfc3339, rules_api
+from agent.alerting.group import RuleGroup
+from agent.alerting.persistence import restore_alerts, save_alerts
+from agent.alerting.promql.engine import lookback
+from agent.alerting.recording_rule import RecordingRule
 from agent.support.selfmetrics import SelfMetrics
 
 log = logging.getLogger("chatwatch.rules")
 
 Notify = Callable[[list[Alert], float], None]
 """Takes the alerts of one evaluation cycle and `now` (Notifier.send has this shape)."""
-
-RESTORE_GRACE = 600.0
-"""Longest time after a restart during which restored alerts are not resolved."""
 
 _ALERTS_HELP = "Alerts of chatwatch's alerting rules: 1 per pending or firing alert."
 _FOR_STATE_HELP = "When each pending or firing alert became active (Unix seconds)."
@@ -131,6 +128,22 @@ class RuleManager:
     @property
     def groups(self) -> list[RuleGroup]:
         return self._groups
+
+    def save_state(self, path: Path, now: float) -> None:
+        """Pending, firing and recently resolved alerts to `path` (persistence.py)."""
+        save_alerts(self._groups, path, now)
+
+    def restore_state(self, path: Path, now: float) -> int:
+        """The alerts `save_state` wrote, for rules whose identity is unchanged."""
+        return restore_alerts(self._groups, path, now)
+
+    def alerts_api(self) -> dict[str, Any]:
+        """`data` of Prometheus' GET /api/v1/alerts."""
+        return alerts_api(self._groups)
+
+    def rules_api(self) -> dict[str, Any]:
+        """`data` of Prometheus' GET /api/v1/rules."""
+        return rules_api(self._groups, self.interval_of)
 
     def interval_of(self, group: RuleGroup) -> float:
         return group.interval if group.interval is not None else self.evaluation_interval
@@ -251,207 +264,10 @@ class RuleManager:
         for g in self._groups:
             self._rules_gauge.set((group_label(g),), len(g.rules))
 
-    # -- alert state across restarts ---------------------------------------------------
-
-    def save_state(self, path: Path, now: float) -> None:
-        """Write every rule's alerts (pending, firing, recently resolved) to `path`,
-        atomically, so a restart neither forgets a `for` in progress nor fires anew."""
-        rules = []
-        for g in self._groups:
-            for r in g.alerting_rules():
-                if r.active:
-                    rules.append(
-                        {
-                            "file": g.file,
-                            "group": g.name,
-                            "identity": list(_jsonable(r.identity)),
-                            "alerts": [_alert_state(a) for a in r.active.values()],
-                        }
-                    )
-        data = {"version": 1, "saved_at": now, "rules": rules}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-
-    def restore_state(self, path: Path, now: float) -> int:
-        """Give rules whose identity is unchanged the alerts saved by `save_state`.
-
-        As in Prometheus, the time the agent was down does not count toward `for`: a
-        pending alert's start moves forward by the downtime. Firing alerts keep their
-        start time, so notification sees the same alert, not a new one. The history
-        starts empty, so a restored alert missing from the result is kept rather than
-        resolved until the history has refilled: every range window the expression reads
-        (directly or through recording rules) is covered and every instant selector has
-        a sample again, or at the latest after its lookback (at most RESTORE_GRACE). Returns the
-        number of alerts restored; a missing or unreadable file restores nothing."""
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            saved_at = float(data["saved_at"])
-            saved = {
-                (e["file"], e["group"], json.dumps(e["identity"])): e["alerts"]
-                for e in data["rules"]
-            }
-        except FileNotFoundError:
-            return 0
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("alert state not restored", extra={"path": str(path), "error": str(exc)})
-            return 0
-        from agent.alerting.promql.engine import lookback
-
-        downtime = max(0.0, now - saved_at)
-        # a recorded series is only as complete as the windows its rule reads
-        recorded_range = max(
-            (r.expr.range_s for g in self._groups for r in g.rules if isinstance(r, RecordingRule)),
-            default=0.0,
-        )
-        restored = 0
-        for g in self._groups:
-            for r in g.alerting_rules():
-                entries = saved.get((g.file, g.name, json.dumps(list(_jsonable(r.identity)))))
-                if not entries:
-                    continue
-                # the history starts empty: until the expression's window has refilled,
-                # a restored alert missing from the result is kept, not resolved
-                r.restored_until = now + min(lookback(r.expr), RESTORE_GRACE)
-                r.windows_full_at = now + max(r.expr.range_s, recorded_range)
-                for e in entries:
-                    try:
-                        alert = _alert_from_state(e)
-                    except (KeyError, TypeError, ValueError):
-                        continue
-                    if alert.state == "pending":
-                        alert.active_at += downtime
-                    r.active[tuple(sorted(alert.labels.items()))] = alert
-                    restored += 1
-        if restored:
-            log.info("alert state restored", extra={"alerts": restored, "downtime_s": downtime})
-        return restored
-
-    # -- API views ----------------------------------------------------------------------
-
-    def alerts_api(self) -> dict[str, Any]:
-        """`data` of Prometheus' GET /api/v1/alerts."""
-        return {
-            "alerts": [
-                _alert_json(a, r)
-                for g in self._groups
-                for r in g.alerting_rules()
-                for a in r.active_alerts()
-            ]
-        }
-
-    def rules_api(self) -> dict[str, Any]:
-        """`data` of Prometheus' GET /api/v1/rules."""
-        out = []
-        for g in self._groups:
-            rules: list[dict[str, Any]] = []
-            for r in g.rules:
-                common = {
-                    "name": r.name,
-                    "query": r.expr_text,
-                    "health": r.health,
-                    "evaluationTime": r.evaluation_time,
-                    "lastEvaluation": rfc3339(r.last_evaluation),
-                }
-                if r.last_error:
-                    common["lastError"] = r.last_error
-                if isinstance(r, AlertingRule):
-                    rules.append(
-                        {
-                            "state": r.state(),
-                            **common,
-                            "duration": r.hold,
-                            "keepFiringFor": r.keep_firing_for,
-                            "labels": {k: t.text for k, t in r.labels.items()},
-                            "annotations": {k: t.text for k, t in r.annotations.items()},
-                            "alerts": [_alert_json(a, r) for a in r.active_alerts()],
-                            "type": "alerting",
-                        }
-                    )
-                else:
-                    recording = {**common, "type": "recording"}
-                    if r.labels:  # `labels,omitempty` in Prometheus' recording rules
-                        recording["labels"] = dict(r.labels)
-                    rules.append(recording)
-            out.append(
-                {
-                    "name": g.name,
-                    "file": g.file,
-                    "rules": rules,
-                    "interval": self.interval_of(g),
-                    "limit": g.limit,
-                    "evaluationTime": g.evaluation_time,
-                    "lastEvaluation": rfc3339(g.last_evaluation),
-                }
-            )
-        return {"groups": out}
-
-
-def _alert_json(a: Any, rule: AlertingRule) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "labels": dict(a.labels),
-        "annotations": dict(a.annotations),
-        "state": a.state,
-        "activeAt": rfc3339(a.active_at),
-        "value": format_value(a.value),
-    }
-    if a.keep_firing_since is not None:
-        out["keepFiringSince"] = rfc3339(a.keep_firing_since)
-    return out
-
-
-def _jsonable(identity: tuple[Any, ...]) -> Any:
-    return json.loads(json.dumps(identity))
-
-
-def _alert_state(a: ActiveAlert) -> dict[str, Any]:
-    return {
-        "labels": a.labels,
-        "annotations": a.annotations,
-        "state": a.state,
-        "value": a.value if math.isfinite(a.value) else str(a.value),
-        "active_at": a.active_at,
-        "fired_at": a.fired_at,
-        "resolved_at": a.resolved_at,
-        "keep_firing_since": a.keep_firing_since,
-    }
-
-
-def _alert_from_state(e: dict[str, Any]) -> ActiveAlert:
-    state = e["state"]
-    if state not in ("pending", "firing", "inactive"):
-        raise ValueError(state)
-    return ActiveAlert(
-        labels={str(k): str(v) for k, v in e["labels"].items()},
-        annotations={str(k): str(v) for k, v in e["annotations"].items()},
-        state=state,
-        value=float(e["value"]),
-        active_at=float(e["active_at"]),
-        fired_at=None if e["fired_at"] is None else float(e["fired_at"]),
-        resolved_at=None if e["resolved_at"] is None else float(e["resolved_at"]),
-        keep_firing_since=None if e["keep_firing_since"] is None else float(e["keep_firing_since"]),
-    )
-
 
 def group_label(group: RuleGroup) -> str:
     """The `rule_group` label value, as Prometheus spells it: `file;name`."""
     return f"{group.file};{group.name}"
-
-
-def rfc3339(ts: float | None) -> str:
-    """Unix seconds as Go's JSON time (RFC 3339 with trimmed nanoseconds); None is Go's zero."""
-    if ts is None or not math.isfinite(ts):
-        return "0001-01-01T00:00:00Z"
-    ns = round(ts * 1e9)
-    sec, frac = divmod(ns, 1_000_000_000)
-    base = datetime.datetime.fromtimestamp(sec, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        base += "." + f"{frac:09d}".rstrip("0")
-    return base + "Z"
 
 
 def _log_change(change: Change) -> None:
@@ -469,8 +285,6 @@ def _log_change(change: Change) -> None:
 
 def required_retention(groups: Sequence[RuleGroup], evaluation_interval: float = 1.0) -> float:
     """History retention the rules need: their longest lookback plus a margin."""
-    from agent.alerting.promql.engine import lookback
-
     longest = 300.0
     for g in groups:
         for r in g.rules:

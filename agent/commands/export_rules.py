@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from agent.alerting.rule_file import EXTENSION_KEYS, RuleError, RuleGroup
+from agent.alerting.group import RuleGroup
+from agent.alerting.rule_file import EXTENSION_KEYS, RuleError
 from agent.config import ConfigError, load
 from agent.pipeline import load_rules
 

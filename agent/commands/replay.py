@@ -26,7 +26,8 @@ from typing import IO, Any, TextIO
 from prometheus_client import CollectorRegistry, generate_latest
 
 from agent.alerting.alert import Alert
-from agent.alerting.rule_file import RuleError, RuleGroup
+from agent.alerting.group import RuleGroup
+from agent.alerting.rule_file import RuleError
 from agent.alerting.template.exec import go_float
 from agent.config import Config, ConfigError, load
 from agent.decode.events import Origin
