@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from agent.metrics.config import MetricConfig
@@ -21,6 +20,7 @@ from agent.notify.config import AlertingConfig
 from agent.server.config import ServerConfig
 from agent.sources.config import CheckpointConfig, SourceConfig
 from agent.support.configmodel import Duration, Model
+from agent.support.yamlfile import YAMLProblem, load_yaml
 
 
 class Config(Model):
@@ -151,12 +151,9 @@ def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> 
 
 def loads(text: str, file: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{file}: {where}not valid YAML: {problem}"]) from None
+        raw = load_yaml(text, file)
+    except YAMLProblem as exc:
+        raise ConfigError([str(exc)]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import ConfigError, load, loads
-from agent.support.configmodel import format_duration, parse_duration
+from agent.support.duration import format_duration, parse_duration
 
 
 def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:
@@ -70,6 +70,27 @@ def test_source_needs_paths_or_stdin_and_regex_needs_named_groups() -> None:
 def test_yaml_syntax_error_names_line() -> None:
     (problem,) = problems_of("sources:\n  - name: [unclosed\n")
     assert problem.startswith("cw.yaml: line 3, column 1: not valid YAML")
+
+
+def test_a_key_written_twice_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    """As in rule files (and Prometheus): the second `paths:` must not silently win."""
+    config = tmp_path / "cw.yaml"
+    config.write_text(
+        "sources:\n"
+        "  - name: app\n"
+        "    paths: [a.log]\n"
+        "    paths: [b.log]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load(config)
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{config}: line 4, column 5: not valid YAML")
+    assert "'paths' already defined at line 3" in problem
+
+
+def test_format_duration_spells_weeks_and_years_as_prometheus_does() -> None:
+    assert format_duration(7 * 86400) == "1w"
+    assert format_duration(365 * 86400 + 90) == "1y1m30s"
 
 
 def test_env_expansion_on_values_only() -> None:

@@ -26,7 +26,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from agent.config import Config
-from agent.support.configmodel import format_duration, parse_duration
+from agent.support.duration import format_duration, parse_duration
 from tests.deploy_support import REPO
 
 DOC = REPO / "docs" / "configuration.md"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.support.configmodel import parse_duration
+from agent.support.duration import parse_duration
 from tests.deploy_support import (
     K8S,
     REPO,

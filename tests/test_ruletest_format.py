@@ -13,12 +13,12 @@ import pytest
 from agent.alerting.history import is_stale
 from agent.alerting.ruletest import (
     expand_values,
-    format_duration_ms,
     go_float,
     parse_duration_ms,
     parse_series,
     run_tests,
 )
+from agent.support.duration import format_prometheus_ms
 
 
 @pytest.mark.parametrize(
@@ -52,8 +52,8 @@ def test_series_and_durations() -> None:
     assert parse_series("{}") == ()
     assert parse_duration_ms("1h30m") == 5_400_000
     assert parse_duration_ms("0") == 0
-    assert format_duration_ms(90_000) == "1m30s"
-    assert format_duration_ms(0) == "0s"
+    assert format_prometheus_ms(90_000) == "1m30s"
+    assert format_prometheus_ms(0) == "0s"
 
 
 @pytest.mark.parametrize(

@@ -34,20 +34,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agent.alerting.alerting_rule import AlertingRule
 from agent.alerting.group import Rule, RuleGroup
 from agent.alerting.recording_rule import RecordingRule
 from agent.alerting.template.exec import Template, TemplateError
+from agent.support.duration import parse_prometheus_ms
+from agent.support.yamlfile import YAMLProblem, load_yaml
 
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_PROM_DURATION_RE = re.compile(
-    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
-)
-_UNITS = (365 * 86400.0, 7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0, 0.001)
-
 _GROUP_KEYS = {"name", "interval", "limit", "rules"}
 _ALERT_KEYS = {"alert", "expr", "for", "keep_firing_for", "labels", "annotations", "cooldown"}
 _RECORD_KEYS = {"record", "expr", "labels"}
@@ -64,42 +59,17 @@ class RuleError(Exception):
 
 
 def prom_duration(value: Any) -> float:
-    """Parse a duration as Prometheus' rule files spell it (`30s`, `1h30m`, `500ms`, `0`)."""
-    if isinstance(value, str) and value and (value == "0" or _PROM_DURATION_RE.match(value)):
-        if value == "0":
-            return 0.0
-        m = _PROM_DURATION_RE.match(value)
-        assert m is not None
-        return sum(int(n) * unit for n, unit in zip(m.groups(), _UNITS, strict=True) if n)
+    """A duration as Prometheus' rule files spell it (`30s`, `1h30m`, `500ms`), in seconds."""
+    try:
+        if isinstance(value, str):
+            return parse_prometheus_ms(value) / 1000
+    except ValueError:
+        pass
     raise ValueError(f"expected a duration such as 30s, 5m, 1h30m or 500ms, got {value!r}")
 
 
 # -------------------------------------------------------------------------------------
 # Rules
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of duplicate keys silently; Prometheus rejects them."""
-
-
-def _construct_mapping(
-    loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
-) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"mapping key {key!r} already defined at line {seen[key]}",
-                key_node.start_mark,
-            )
-        seen[key] = key_node.start_mark.line + 1
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def expand_rule_paths(
@@ -157,12 +127,9 @@ def parse_rule_file(
 ) -> tuple[list[RuleGroup], list[str]]:
     """Parse one rule file's text; returns the groups and every problem found."""
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        return [], [f"{file}: {where}not valid YAML: {problem}"]
+        raw = load_yaml(text, file)
+    except YAMLProblem as exc:
+        return [], [str(exc)]
     if raw is None:
         return [], []
     if not isinstance(raw, dict):

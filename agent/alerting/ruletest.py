@@ -29,19 +29,7 @@ import yaml
 from agent.alerting.history import STALE_NAN, History, SeriesKey
 from agent.alerting.promql.engine import compile_expr, evaluate
 from agent.alerting.rule_file import RuleError, load_rule_files
-
-_DURATION = re.compile(
-    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
-)
-_UNITS_MS = (
-    ("y", 365 * 86400_000),
-    ("w", 7 * 86400_000),
-    ("d", 86400_000),
-    ("h", 3600_000),
-    ("m", 60_000),
-    ("s", 1000),
-    ("ms", 1),
-)
+from agent.support.duration import format_prometheus_ms, parse_prometheus_ms
 
 
 class TestFileError(ValueError):
@@ -50,29 +38,10 @@ class TestFileError(ValueError):
 
 def parse_duration_ms(text: Any) -> int:
     """Prometheus' model.ParseDuration (`1h30m`, `90s`, `0`), in milliseconds."""
-    s = str(text).strip()
-    if s == "0":
-        return 0
-    m = _DURATION.match(s)
-    if not s or m is None:
-        raise TestFileError(f'not a valid duration string: "{s}"')
-    total = 0
-    for (_, unit_ms), part in zip(_UNITS_MS, m.groups(), strict=True):
-        if part:
-            total += int(part) * unit_ms
-    return total
-
-
-def format_duration_ms(ms: int) -> str:
-    """Prometheus' model.Duration.String (`1m30s`, `0s`)."""
-    if ms == 0:
-        return "0s"
-    out = ""
-    for unit, unit_ms in _UNITS_MS:
-        n, ms = divmod(ms, unit_ms)
-        if n:
-            out += f"{n}{unit}"
-    return out
+    try:
+        return parse_prometheus_ms(str(text).strip())
+    except ValueError as exc:
+        raise TestFileError(str(exc)) from None
 
 
 def go_float(v: float) -> str:
@@ -282,12 +251,12 @@ def _run_group(tg: dict[str, Any], groups: list[Any], eval_ms: int) -> list[str]
             try:
                 g.eval(ts / 1000, history)
             except Exception as e:
-                eval_errs.append(f"    group: {g.name}, time: {format_duration_ms(ts)}, err: {e}")
+                eval_errs.append(f"    group: {g.name}, time: {format_prometheus_ms(ts)}, err: {e}")
             for r in g.rules:
                 err = getattr(r, "last_error", None)
                 if err:
                     eval_errs.append(
-                        f"    rule: {r.name}, time: {format_duration_ms(ts)}, err: {err}"
+                        f"    rule: {r.name}, time: {format_prometheus_ms(ts)}, err: {err}"
                     )
         if eval_errs:
             errs.extend(eval_errs)
@@ -312,7 +281,7 @@ def _run_group(tg: dict[str, Any], groups: list[Any], eval_ms: int) -> list[str]
                 ind = "\n            "
                 errs.append(
                     f"{name_prefix}    alertname: {alertname}, "
-                    f"time: {format_duration_ms(test['_t'])}, \n"
+                    f"time: {format_prometheus_ms(test['_t'])}, \n"
                     f"        exp:{_alerts_str(exp).replace(chr(10), ind)}, \n"
                     f"        got:{_alerts_str(got).replace(chr(10), ind)}"
                 )
@@ -320,7 +289,7 @@ def _run_group(tg: dict[str, Any], groups: list[Any], eval_ms: int) -> list[str]
 
     for test in expr_tests:
         expr_text = str(test.get("expr", ""))
-        when = format_duration_ms(test["_t"])
+        when = format_prometheus_ms(test["_t"])
         head = f"    expr: {_go_quote(expr_text)}, time: {when}"
         try:
             result = evaluate(compile_expr(expr_text), history, test["_t"] / 1000)

@@ -38,7 +38,7 @@ from agent.notify.dispatcher import Dispatcher
 from agent.notify.notification import Notification
 from agent.notify.notifier import build_dispatcher
 from agent.pipeline import Pipeline, load_rules
-from agent.support.configmodel import format_duration, parse_duration
+from agent.support.duration import format_duration, parse_duration
 from agent.support.selfmetrics import SelfMetrics
 
 

@@ -6,7 +6,6 @@ only what they all share, so `agent.config` can assemble the root without import
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -20,49 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-_DURATION_RE = re.compile(r"^\s*((?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y))+)\s*$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {
-    "ms": 0.001,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-    "d": 86400.0,
-    "w": 7 * 86400.0,
-    "y": 365 * 86400.0,
-}
-
-
-def parse_duration(value: Any) -> float:
-    """Parse `500ms`, `5s`, `15m`, `1h`, `1d`, `1h30m` (Prometheus style) into seconds.
-
-    Plain numbers are taken as seconds so `interval: 5` also works.
-    """
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 500ms, 5s, 15m, 1h or 1d")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION_RE.match(value)
-        if m:
-            return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(m.group(1)))
-    raise ValueError(f"expected a duration such as 500ms, 5s, 15m, 1h or 1d, got {value!r}")
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest Prometheus-style spelling of a duration (`90` -> `1m30s`)."""
-    if seconds == 0:
-        return "0s"
-    ms = round(seconds * 1000)
-    out = []
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
-        n, ms = divmod(ms, size)
-        if n:
-            out.append(f"{n}{unit}")
-    return "".join(out)
-
+from agent.support.duration import format_duration, parse_duration
 
 Duration = Annotated[
     float,
