@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from agent.alerting.rule_file import RuleError
 from agent.config import Config, ConfigError, load
 from agent.metrics.exposition import collector
-from agent.notify import Notifier
+from agent.notify.notifier import Notifier
 from agent.pipeline import Pipeline, load_rules
 from agent.server.serve import serve
 from agent.sources.checkpoint import Checkpoints

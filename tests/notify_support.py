@@ -30,8 +30,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from agent.alerting.alert import Alert
-from agent.notify import Notifier
 from agent.notify.config import AlertingConfig
+from agent.notify.notifier import Notifier
 from agent.support.selfmetrics import SelfMetrics
 
 

@@ -10,98 +10,29 @@ what they have. Differences, all documented in docs/notify.md:
   labels and the `summary`/`description` annotations.
 - `alertmanagers:` forwards every alert to Alertmanager as Prometheus does (it is not part
   of the route tree), and `console_configs` logs notifications as JSON.
+
+Each integration's own model lives beside its code (`slack/config.py`, `email/config.py`
+...); this module composes them into receivers and routes.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from agent.notify.alertmanager.config import AlertmanagerTarget
+from agent.notify.common_config import TLSConfig
+from agent.notify.console.config import ConsoleConfig
+from agent.notify.email.config import EmailConfig
 from agent.notify.matchers import Matcher, parse_matchers
+from agent.notify.slack.config import SlackConfig
+from agent.notify.webhook.config import WebhookConfig
 from agent.support.configmodel import Duration, Model
 
 DEFAULT_GROUP_WAIT = 0.0
 DEFAULT_GROUP_INTERVAL = 300.0
 DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
-
-
-class TLSConfig(Model):
-    ca_file: str | None = None
-    server_name: str | None = None
-    insecure_skip_verify: bool = False
-
-
-class BasicAuth(Model):
-    secret_fields: ClassVar[tuple[str, ...]] = ("password",)
-    username: str
-    password: SecretStr = SecretStr("")
-
-
-class _Integration(Model):
-    send_resolved: bool = False
-    timeout: Duration = 10.0
-    """Per request; a receiver slower than this counts as failed and is retried."""
-
-
-class SlackConfig(_Integration):
-    """A Slack incoming webhook (Block Kit message with a `text` fallback)."""
-
-    secret_fields: ClassVar[tuple[str, ...]] = ("api_url",)
-    api_url: SecretStr
-    channel: str | None = None
-    username: str | None = None
-    icon_emoji: str | None = None
-    icon_url: str | None = None
-    link_names: bool = False
-    max_per_second: float = Field(default=1.0, gt=0)
-    """Slack allows about one message per second per webhook."""
-
-
-class WebhookConfig(_Integration):
-    """Alertmanager's webhook v4 payload, so existing webhook bridges keep working."""
-
-    secret_fields: ClassVar[tuple[str, ...]] = ("url", "signing_secret")
-    send_resolved: bool = True
-    url: SecretStr
-    max_alerts: int = Field(default=0, ge=0)
-    """0 sends every alert; otherwise the first N and `truncatedAlerts` counts the rest."""
-    headers: dict[str, str] = {}
-    signing_secret: SecretStr | None = None
-    """HMAC-SHA256 of the body, sent as `<signature_header>: sha256=<hex>`."""
-    signature_header: str = "X-Chatwatch-Signature"
-    basic_auth: BasicAuth | None = None
-
-
-class EmailConfig(_Integration):
-    secret_fields: ClassVar[tuple[str, ...]] = ("auth_password",)
-    to: str
-    from_: str = Field(alias="from")
-    smarthost: str
-    """host:port; port 465 means implicit TLS, anything else plain SMTP (+ STARTTLS)."""
-    hello: str = "localhost"
-    auth_username: str | None = None
-    auth_password: SecretStr | None = None
-    implicit_tls: bool | None = None
-    """TLS from the first byte (SMTPS). Default: true when the port is 465."""
-    require_tls: bool = True
-    """Upgrade with STARTTLS and fail if the server does not offer it (Alertmanager's default)."""
-    tls_config: TLSConfig = TLSConfig()
-    headers: dict[str, str] = {}
-
-    @field_validator("smarthost")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError(f"expected host:port such as smtp.example.org:587, got {value!r}")
-        return value
-
-
-class ConsoleConfig(_Integration):
-    """Logs each notification as one JSON line (for `make run` and debugging)."""
-
-    send_resolved: bool = True
 
 
 class Receiver(Model):
@@ -166,23 +97,6 @@ class RouteConfig(Model):
         return sorted(out, key=lambda m: (m.name, m.op, m.value))
 
 
-class AlertmanagerTarget(Model):
-    """An Alertmanager to forward alerts to (`POST <url>/api/v2/alerts`)."""
-
-    url: str
-    timeout: Duration = 10.0
-    basic_auth: BasicAuth | None = None
-    headers: dict[str, str] = {}
-    tls_config: TLSConfig = TLSConfig()
-
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-        return value.rstrip("/")
-
-
 class DeliveryConfig(Model):
     """Retry policy of every receiver queue (chatwatch extension)."""
 
@@ -240,4 +154,26 @@ def alerting_problems(cfg: AlertingConfig) -> list[str]:
             walk(child, f"{where}.routes[{j}]")
 
     walk(cfg.route, "route")
+    return problems
+
+
+def check_alerting(alerting: AlertingConfig) -> list[str]:
+    """What `chatwatch check` adds for `alerting:`: what the models cannot see without the
+    filesystem.
+
+    Route/receiver cross-references are checked by the models themselves (a route naming
+    an undefined receiver fails `load`, as in Alertmanager); this adds the files the
+    receivers will need at send time, so a missing CA bundle is found now and not at 3 a.m.
+    """
+    problems = [f"alerting.{p}" for p in alerting_problems(alerting)]
+
+    def tls(where: str, t: TLSConfig) -> None:
+        if t.ca_file and not Path(t.ca_file).is_file():
+            problems.append(f"{where}.tls_config.ca_file: cannot read {t.ca_file}")
+
+    for i, r in enumerate(alerting.receivers):
+        for j, e in enumerate(r.email_configs):
+            tls(f"alerting.receivers[{i}].email_configs[{j}]", e.tls_config)
+    for i, am in enumerate(alerting.alertmanagers):
+        tls(f"alerting.alertmanagers[{i}]", am.tls_config)
     return problems

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import httpx
 
-from agent.notify.config import TLSConfig
+from agent.notify.common_config import TLSConfig
 from agent.notify.notification import Notification
 
 

@@ -19,20 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from agent.alerting.alert import Alert
-from agent.notify.alertmanager import Alertmanager
+from agent.notify.alertmanager.alertmanager import Alertmanager
 from agent.notify.alertmanager.forward import Forwarder
 from agent.notify.config import AlertingConfig
-from agent.notify.console import Console
+from agent.notify.console.console import Console
 from agent.notify.dispatcher import Dispatcher, IntegrationSpec
-from agent.notify.email import Email
+from agent.notify.email.email import Email
 from agent.notify.integration import Integration
 from agent.notify.metrics import NotifyMetrics
 from agent.notify.notification import Notification
 from agent.notify.persistence import FILENAME, StateFile
 from agent.notify.queue import DeliveryQueue
 from agent.notify.route import build_route
-from agent.notify.slack import Slack
-from agent.notify.webhook import Webhook
+from agent.notify.slack.slack import Slack
+from agent.notify.webhook.webhook import Webhook
 from agent.support.selfmetrics import SelfMetrics
 from agent.support.tasks import cancel_and_wait
 

@@ -1,0 +1,178 @@
+"""Email through an SMTP smarthost (aiosmtplib): STARTTLS or implicit TLS, AUTH, HTML + text.
+
+Like Alertmanager: `require_tls` (default true) upgrades with STARTTLS and fails when the
+server does not offer it; port 465 means implicit TLS. Header values built from alert
+labels have CR/LF removed, so a log line cannot inject headers; the HTML body escapes
+every value that came from logs.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import ssl
+import time
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+import aiosmtplib
+
+from agent.notify.email.config import EmailConfig
+from agent.notify.integration import DeliveryError, Result, redact, ssl_context
+from agent.notify.notification import Notification
+
+_CRLF = re.compile(r"[\r\n]+")
+
+
+def header_value(value: str) -> str:
+    return _CRLF.sub(" ", value).strip()
+
+
+def text_body(n: Notification) -> str:
+    lines = [n.title(), ""]
+    for a in n.alerts:
+        lines.append(f"[{a.status.upper()}] {a.annotations.get('summary') or a.name}")
+        if a.annotations.get("description"):
+            lines.append(a.annotations["description"])
+        lines.extend(f"  {k} = {v}" for k, v in sorted(a.labels.items()))
+        if a.generator_url:
+            lines.append(f"  source: {a.generator_url}")
+        lines.append("")
+    if n.external_url:
+        lines.append(f"Sent by chatwatch {n.external_url}")
+    return "\n".join(lines)
+
+
+def html_body(n: Notification) -> str:
+    e = html.escape
+    colour = "#E01E5A" if n.status == "firing" else "#2EB67D"
+    parts = [
+        '<!DOCTYPE html><html><body style="font-family:sans-serif">',
+        f'<h2 style="color:{colour}">{e(n.title())}</h2>',
+    ]
+    for a in n.alerts:
+        parts.append(f"<h3>[{a.status.upper()}] {e(a.annotations.get('summary') or a.name)}</h3>")
+        if a.annotations.get("description"):
+            parts.append(f"<p>{e(a.annotations['description'])}</p>")
+        parts.append("<table>")
+        parts.extend(
+            f"<tr><td><b>{e(k)}</b></td><td>{e(v)}</td></tr>" for k, v in sorted(a.labels.items())
+        )
+        parts.append("</table>")
+        if a.generator_url:
+            parts.append(f'<p><a href="{e(a.generator_url)}">source</a></p>')
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def build_message(n: Notification, cfg: EmailConfig, now: float | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = header_value(cfg.from_)
+    msg["To"] = header_value(cfg.to)
+    msg["Subject"] = header_value(n.title())
+    msg["Date"] = formatdate(now if now is not None else time.time())
+    msg["Message-Id"] = make_msgid(domain="chatwatch")
+    msg["X-Chatwatch-Group-Key"] = header_value(n.group_key)
+    for name, value in cfg.headers.items():
+        name = header_value(name)
+        if name in msg:
+            del msg[name]
+        msg[name] = header_value(value)
+    msg.set_content(text_body(n))
+    msg.add_alternative(html_body(n), subtype="html")
+    return msg
+
+
+class Email:
+    kind = "email"
+
+    def __init__(self, receiver: str, index: int, cfg: EmailConfig) -> None:
+        self.name = f"{receiver}/email[{index}]"
+        self.receiver = receiver
+        self.send_resolved = cfg.send_resolved
+        self.min_interval = 0.0
+        self.cfg = cfg
+        host, _, port = cfg.smarthost.rpartition(":")
+        self.host = host.strip("[]")
+        self.port = int(port)
+        self.tls: ssl.SSLContext = ssl_context(cfg.tls_config)
+        if cfg.tls_config.server_name:
+            self.server_name = cfg.tls_config.server_name
+        else:
+            self.server_name = self.host
+
+    async def notify(self, notification: Notification) -> Result:
+        cfg = self.cfg
+        password = cfg.auth_password.get_secret_value() if cfg.auth_password else ""
+        implicit = cfg.implicit_tls if cfg.implicit_tls is not None else self.port == 465
+        smtp = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            local_hostname=cfg.hello,
+            timeout=cfg.timeout,
+            use_tls=implicit,
+            start_tls=False,
+            tls_context=self.tls,
+        )
+        step = "connect"
+        try:
+            await smtp.connect()
+            step = "EHLO"
+            await smtp.ehlo()
+            if cfg.require_tls and not implicit:
+                if not smtp.supports_extension("starttls"):
+                    return True, DeliveryError(
+                        f"require_tls is true but {cfg.smarthost} does not offer STARTTLS",
+                        "tls",
+                    )
+                step = "STARTTLS"
+                await smtp.starttls(server_hostname=self.server_name, tls_context=self.tls)
+                await smtp.ehlo()  # extensions offered over TLS (AUTH usually appears only now)
+            if cfg.auth_username:
+                step = "AUTH"
+                if not smtp.supports_extension("auth"):
+                    return True, DeliveryError(
+                        f"auth_username is set but {cfg.smarthost} does not offer AUTH "
+                        "(servers often offer it only after STARTTLS)",
+                        "auth_failed",
+                    )
+                try:
+                    await smtp.login(cfg.auth_username, password)
+                except aiosmtplib.SMTPAuthenticationError as exc:
+                    # Alertmanager retries this too: credentials may be fixed without a restart.
+                    detail = redact(exc.message, [password])
+                    return True, DeliveryError(
+                        f"{cfg.smarthost} refused AUTH for user {cfg.auth_username!r}: "
+                        f"{exc.code} {detail}",
+                        "auth_failed",
+                    )
+            step = "send"
+            msg = build_message(notification, cfg)
+            await smtp.send_message(msg, sender=cfg.from_, recipients=_addresses(cfg.to))
+        except aiosmtplib.SMTPResponseException as exc:
+            detail = redact(f"{exc.code} {exc.message}", [password])
+            permanent = 500 <= exc.code < 600 and step == "send"
+            return not permanent, DeliveryError(
+                f"{cfg.smarthost}: {step} failed: {detail}",
+                "client_error" if permanent else "server_error",
+            )
+        except (aiosmtplib.SMTPTimeoutError, TimeoutError):
+            return True, DeliveryError(f"{cfg.smarthost}: {step} timed out", "timeout")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            reason = "tls" if isinstance(exc, ssl.SSLError) else "connection"
+            detail = redact(f"{type(exc).__name__}: {exc}", [password])
+            return True, DeliveryError(f"{cfg.smarthost}: {step} failed: {detail}", reason)
+        finally:
+            if smtp.is_connected:
+                try:
+                    await smtp.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    smtp.close()
+        return False, None
+
+    async def close(self) -> None:
+        return None
+
+
+def _addresses(to: str) -> list[str]:
+    return [a.strip() for a in to.split(",") if a.strip()]

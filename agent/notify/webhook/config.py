@@ -1,0 +1,24 @@
+"""`webhook_configs`: one generic webhook receiver."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, SecretStr
+
+from agent.notify.common_config import BasicAuth, IntegrationConfig
+
+
+class WebhookConfig(IntegrationConfig):
+    """Alertmanager's webhook v4 payload, so existing webhook bridges keep working."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("url", "signing_secret")
+    send_resolved: bool = True
+    url: SecretStr
+    max_alerts: int = Field(default=0, ge=0)
+    """0 sends every alert; otherwise the first N and `truncatedAlerts` counts the rest."""
+    headers: dict[str, str] = {}
+    signing_secret: SecretStr | None = None
+    """HMAC-SHA256 of the body, sent as `<signature_header>: sha256=<hex>`."""
+    signature_header: str = "X-Chatwatch-Signature"
+    basic_auth: BasicAuth | None = None
