@@ -1,4 +1,5 @@
-"""What the recipe tests (tests/test_recipe_*.py) share: the real CLIs and the generators."""
+"""What the recipe tests (tests/test_recipes.py, tests/test_recipe_*.py) share: the real CLIs
+and the generators."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -24,15 +25,21 @@ def load_generator(recipe: Path) -> ModuleType:
     return module
 
 
-def chatwatch(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real `chatwatch` CLI from the repository root; `env` adds variables."""
+def chatwatch(
+    *args: str, env: Mapping[str, str] | None = None, unset: Iterable[str] = ()
+) -> subprocess.CompletedProcess[str]:
+    """The real `chatwatch` CLI from the repository root; `env` adds variables, `unset`
+    removes them."""
+    environ = {**os.environ, **(env or {})}
+    for name in unset:
+        environ.pop(name, None)
     return subprocess.run(
         [sys.executable, "-m", "agent", *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, **(env or {})},
+        env=environ,
         cwd=REPO,
     )
 

@@ -6,17 +6,15 @@ from __future__ import annotations
 from collections import Counter
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.decode import (
-    REASONS,
-    CRIDecoder,
-    DockerDecoder,
-    _parse_logfmt_quoted,
-    parse_logfmt,
-)
-from agent.events import Event
+from agent.decode.base import REASONS
+from agent.decode.cri import CRIDecoder
+from agent.decode.docker import DockerDecoder
+from agent.decode.events import Event
+from agent.decode.logfmt import _parse_logfmt_quoted, parse_logfmt
 from tests.decode_support import Run, source
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -91,6 +89,9 @@ regex_lines = st.builds(
 )
 any_line = st.one_of(line_bytes, cri_lines, docker_lines, json_lines, logfmt_lines, regex_lines)
 files = st.lists(any_line, max_size=25)
+cut_points = st.lists(st.integers(min_value=0), max_size=5)
+"""Where to cut a file into batches (taken modulo its length, see split)."""
+inner_formats = st.sampled_from(["json", "logfmt", "regex", "text"])
 
 
 def run_all(format: str, batches: list[list[bytes]]) -> tuple[list[Event], Counter[str]]:
@@ -119,7 +120,12 @@ def check_events(events: list[Event]) -> None:
         orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS)
 
 
-def check(format: str, lines: list[bytes], cuts: list[int]) -> None:
+@pytest.mark.parametrize("format", FORMATS)
+@FUZZ
+@given(lines=files, cuts=cut_points)
+def test_any_file_is_accounted_for_and_decodes_the_same_in_any_batches(
+    format: str, lines: list[bytes], cuts: list[int]
+) -> None:
     events, errors = run_all(format, [lines])
     check_events(events)
     assert set(errors) <= set(REASONS)
@@ -132,56 +138,17 @@ def check(format: str, lines: list[bytes], cuts: list[int]) -> None:
     assert run_all(format, split(lines, cuts)) == (events, errors)
 
 
+@pytest.mark.parametrize(
+    ("format", "record_lines"),
+    [pytest.param("cri", cri_lines, id="cri"), pytest.param("docker", docker_lines, id="docker")],
+)
 @FUZZ
-@given(files, st.lists(st.integers(min_value=0), max_size=5))
-def test_json(lines: list[bytes], cuts: list[int]) -> None:
-    check("json", lines, cuts)
-
-
-@FUZZ
-@given(files, st.lists(st.integers(min_value=0), max_size=5))
-def test_cri(lines: list[bytes], cuts: list[int]) -> None:
-    check("cri", lines, cuts)
-
-
-@FUZZ
-@given(files, st.lists(st.integers(min_value=0), max_size=5))
-def test_docker(lines: list[bytes], cuts: list[int]) -> None:
-    check("docker", lines, cuts)
-
-
-@FUZZ
-@given(files, st.lists(st.integers(min_value=0), max_size=5))
-def test_logfmt(lines: list[bytes], cuts: list[int]) -> None:
-    check("logfmt", lines, cuts)
-
-
-@FUZZ
-@given(files, st.lists(st.integers(min_value=0), max_size=5))
-def test_regex(lines: list[bytes], cuts: list[int]) -> None:
-    check("regex", lines, cuts)
-
-
-@FUZZ
-@given(files, st.lists(st.integers(min_value=0), max_size=5))
-def test_auto(lines: list[bytes], cuts: list[int]) -> None:
-    check("auto", lines, cuts)
-
-
-@FUZZ
-@given(st.sampled_from(["json", "logfmt", "regex", "text"]), st.lists(cri_lines, max_size=25))
-def test_cri_every_inner_format(inner: str, lines: list[bytes]) -> None:
-    run = Run("cri", inner_format=inner, regex=REGEX, max_line_bytes=64)
-    run.feed(lines)
-    run.flush()
-    check_events(run.events)
-    assert len(run.events) + sum(run.errors.values()) <= len(lines)
-
-
-@FUZZ
-@given(st.sampled_from(["json", "logfmt", "regex", "text"]), st.lists(docker_lines, max_size=25))
-def test_docker_every_inner_format(inner: str, lines: list[bytes]) -> None:
-    run = Run("docker", inner_format=inner, regex=REGEX, max_line_bytes=64)
+@given(inner=inner_formats, data=st.data())
+def test_every_inner_format_survives_any_records(
+    format: str, record_lines: st.SearchStrategy[bytes], inner: str, data: st.DataObject
+) -> None:
+    lines = data.draw(st.lists(record_lines, max_size=25), label="lines")
+    run = Run(format, inner_format=inner, regex=REGEX, max_line_bytes=64)
     run.feed(lines)
     run.flush()
     check_events(run.events)
@@ -218,7 +185,7 @@ bom_lines = st.one_of(any_line, any_line.map(lambda line: b"\xef\xbb\xbf" + line
 
 
 @FUZZ
-@given(st.lists(bom_lines, max_size=25), st.lists(st.integers(min_value=0), max_size=5))
+@given(st.lists(bom_lines, max_size=25), cut_points)
 def test_json_batch_fast_path_agrees_with_the_line_by_line_loop(
     lines: list[bytes], cuts: list[int]
 ) -> None:
@@ -287,25 +254,29 @@ cri_file = st.lists(
 docker_file = st.lists(
     st.one_of(docker_lines, docker_lines, docker_lines, cri_lines, line_bytes), max_size=30
 )
-inner_formats = st.sampled_from(["json", "logfmt", "regex", "text"])
 
 
+@pytest.mark.parametrize(
+    ("format", "fast", "slow", "file"),
+    [
+        pytest.param("cri", CRIDecoder, SlowCRI, cri_file, id="cri"),
+        pytest.param("docker", DockerDecoder, SlowDocker, docker_file, id="docker"),
+    ],
+)
 @FUZZ
-@given(cri_file, inner_formats, st.lists(st.integers(min_value=0), max_size=5))
-def test_cri_fast_path_agrees_with_the_chunk_path(
-    lines: list[bytes], inner: str, cuts: list[int]
+@given(inner=inner_formats, cuts=cut_points, data=st.data())
+def test_fast_path_agrees_with_the_chunk_path(
+    format: str,
+    fast: type[CRIDecoder] | type[DockerDecoder],
+    slow: type[CRIDecoder] | type[DockerDecoder],
+    file: st.SearchStrategy[list[bytes]],
+    inner: str,
+    cuts: list[int],
+    data: st.DataObject,
 ) -> None:
-    expected = run_decoder(SlowCRI, "cri", inner, [lines])
-    assert run_decoder(CRIDecoder, "cri", inner, split(lines, cuts)) == expected
-
-
-@FUZZ
-@given(docker_file, inner_formats, st.lists(st.integers(min_value=0), max_size=5))
-def test_docker_fast_path_agrees_with_the_chunk_path(
-    lines: list[bytes], inner: str, cuts: list[int]
-) -> None:
-    expected = run_decoder(SlowDocker, "docker", inner, [lines])
-    assert run_decoder(DockerDecoder, "docker", inner, split(lines, cuts)) == expected
+    lines = data.draw(file, label="lines")
+    expected = run_decoder(slow, format, inner, [lines])
+    assert run_decoder(fast, format, inner, split(lines, cuts)) == expected
 
 
 @FUZZ

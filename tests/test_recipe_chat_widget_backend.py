@@ -1,12 +1,14 @@
 """The chat-widget-backend recipe (examples/recipes/chat-widget-backend/): a Node.js
 backend logging pino-http's JSON lines (numeric levels, epoch-millisecond times).
 
-The committed sample is what generate.py writes; the config passes `chatwatch check`; the
-rules' unit tests pass in chatwatch and in promtool; and `chatwatch replay` of the sample
-(with `--timestamp-format unix_ms` and with the default `auto`) yields the counts a plain
-reading of the log gives, recording rules that agree with the log's last five minutes and
-its last start line, and the alert timeline of the spells generate.py wrote. Live, `chatwatch
-run` knows the uptime of a backend started before it, and reports a restart."""
+The sample is pino's JSON; `chatwatch replay` of it (with `--timestamp-format unix_ms` and
+with the default `auto`) yields the counts a plain reading of the log gives, recording rules
+that agree with the log's last five minutes and its last start line, and the alert timeline
+of the spells generate.py wrote. Live, `chatwatch run` knows the uptime of a backend started
+before it, and reports a restart.
+
+What every recipe promises (the sample is what generate.py writes, `chatwatch check`,
+promtool, the rule unit tests, runbooks) is in test_recipes.py."""
 
 from __future__ import annotations
 
@@ -14,8 +16,6 @@ import datetime as dt
 import json
 import math
 import re
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy_support import REPO
 from tests.realservers import free_port, running_chatwatch, wait_until
-from tests.recipe_support import chatwatch, load_generator, promtool
+from tests.recipe_support import chatwatch, load_generator
 
 RECIPE = REPO / "examples" / "recipes" / "chat-widget-backend"
 SAMPLE = RECIPE / "sample.log"
@@ -50,19 +50,8 @@ def _endpoint(url: str) -> str:
     return word if word.isalpha() and word.islower() else "other"
 
 
-def test_sample_log_is_what_generate_py_writes(tmp_path: Path) -> None:
-    out = tmp_path / "sample.log"
-    subprocess.run(
-        [sys.executable, str(RECIPE / "generate.py"), "--out", str(out)],
-        check=True,
-        timeout=60,
-    )
-    assert out.read_bytes() == SAMPLE.read_bytes()
-
-
 def test_sample_log_is_pino_json() -> None:
     records = _records()
-    assert len(records) >= 2000
     for r in records:
         assert list(r)[:4] == ["level", "time", "pid", "hostname"], r
         assert list(r)[-1] == "msg"
@@ -73,24 +62,6 @@ def test_sample_log_is_pino_json() -> None:
             assert r["req"]["headers"].get("authorization", "[Redacted]") == "[Redacted]"
     times = [r["time"] for r in records]
     assert times == sorted(times)
-
-
-def test_config_passes_chatwatch_check() -> None:
-    result = chatwatch("check", "-c", str(RECIPE / "chatwatch.yaml"))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().endswith("chatwatch.yaml: ok")
-
-
-def test_rules_pass_promtool_check_and_both_rule_test_runners() -> None:
-    check = promtool("check", "rules", str(RECIPE / "rules.yml"))
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 9 rules found" in check.stdout
-    ours = chatwatch("test", "rules", str(RECIPE / "rules_test.yml"))
-    assert ours.returncode == 0, ours.stdout + ours.stderr
-    assert "SUCCESS" in ours.stdout
-    theirs = promtool("test", "rules", str(RECIPE / "rules_test.yml"))
-    assert theirs.returncode == 0, theirs.stdout + theirs.stderr
-    assert "SUCCESS" in theirs.stdout
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,10 @@
 log, decoded by a regex, replayed through the recipe's config and rules with the real CLI.
 
 Expectations come from the generator (`generate.py --counts`: what it wrote, per handler,
-category, resolution, error type ...), never from chatwatch's own output."""
+category, resolution, error type ...), never from chatwatch's own output.
+
+What every recipe promises (the sample is what generate.py writes, `chatwatch check` and
+the webhook URL it needs, promtool, the rule unit tests, runbooks) is in test_recipes.py."""
 
 from __future__ import annotations
 
@@ -23,11 +26,11 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config import load
-from agent.decode import make_decoder
-from tests.deploy_support import REPO, anchors
+from agent.decode.formats import make_decoder
+from tests.deploy_support import REPO
 from tests.notify_support import HookServer
 from tests.realservers import free_port, running_chatwatch, wait_until
-from tests.recipe_support import chatwatch, promtool
+from tests.recipe_support import chatwatch
 
 RECIPE = REPO / "examples" / "recipes" / "fastapi-support-bot"
 SAMPLE = RECIPE / "sample.log"
@@ -98,6 +101,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
         check=True,
         timeout=60,
     )
+    assert log.read_bytes() == SAMPLE.read_bytes(), "the counts are not sample.log's"
     return log, json.loads(counts.read_text())
 
 
@@ -108,11 +112,11 @@ def replay() -> Replay:
     return _parse_replay(result.stdout)
 
 
-def test_sample_log_is_what_generate_py_writes(generated: tuple[Path, dict[str, Any]]) -> None:
-    log, counts = generated
-    assert log.read_bytes() == SAMPLE.read_bytes(), "sample.log drifted from generate.py"
+def test_sample_log_is_python_logging_text_with_tracebacks(
+    generated: tuple[Path, dict[str, Any]],
+) -> None:
+    _, counts = generated
     lines = SAMPLE.read_text().splitlines()
-    assert len(lines) >= 2000
     assert counts["continuation_lines"] > 0  # tracebacks are part of the sample
     # The real logging format, with Python's default asctime.
     first = lines[0]
@@ -120,27 +124,6 @@ def test_sample_log_is_what_generate_py_writes(generated: tuple[Path, dict[str, 
         r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[INFO\] \[req:-\] \[session:-\] ", first
     )
     assert dt.datetime.strptime(first[:23], ASCTIME) == dt.datetime.fromisoformat(counts["start"])
-
-
-def test_chatwatch_check_accepts_the_config() -> None:
-    result = _chatwatch("check", "-c", str(CONFIG))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().endswith(": ok")
-
-
-def test_chatwatch_check_wants_the_webhook_url_from_the_environment() -> None:
-    env = {k: v for k, v in ENV.items() if k != "SUPPORT_BOT_WEBHOOK_URL"}
-    result = subprocess.run(
-        [sys.executable, "-m", "agent", "check", "-c", str(CONFIG)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-        cwd=REPO,
-    )
-    assert result.returncode == 1
-    assert "SUPPORT_BOT_WEBHOOK_URL is not set" in result.stdout + result.stderr
 
 
 def test_replay_counts_what_the_bot_logged(
@@ -266,16 +249,11 @@ def test_replay_with_the_asctime_format_spelled_out_gives_the_same_timeline(
     assert _parse_replay(result.stdout).timeline == replay.timeline
 
 
-def test_readme_quotes_the_sample_and_holds_the_runbooks() -> None:
+def test_readme_quotes_the_sample() -> None:
     readme = RECIPE / "README.md"
     sample = set(SAMPLE.read_text().splitlines())
     quoted = [ln for ln in readme.read_text().splitlines() if re.match(r"\d{4}-\d\d-\d\d ", ln)]
     assert quoted and all(ln in sample for ln in quoted)
-    rules = yaml.safe_load((RECIPE / "rules.yml").read_text())
-    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    for rule in alerts:
-        url = rule["annotations"]["runbook_url"]
-        assert url.split("#")[1] in anchors(readme), url
 
 
 def _records(lines: list[str]) -> list[list[str]]:
@@ -347,16 +325,3 @@ def test_live_agent_posts_the_alert_to_the_webhook_and_skips_tracebacks(
         1 for ln in tracebacks if not ln.strip()
     )
     assert sample("support_bot_errors_total", logger="support_bot.llm", error_type="timeout") == 3
-
-
-def test_rule_unit_tests_pass_in_chatwatch() -> None:
-    result = _chatwatch("test", "rules", str(RECIPE / "rules_test.yml"))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS" in result.stdout
-
-
-def test_rule_unit_tests_pass_in_promtool() -> None:
-    for args in (["check", "rules", "rules.yml"], ["test", "rules", "rules_test.yml"]):
-        result = promtool(*args[:2], str(RECIPE / args[2]))
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "SUCCESS" in result.stdout

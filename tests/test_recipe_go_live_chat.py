@@ -1,11 +1,13 @@
 """The go-live-chat recipe (examples/recipes/go-live-chat/): a Go live-chat server with an
 AI consultant, logging with log/slog's JSONHandler.
 
-The committed sample is what generate.py writes; the config passes `chatwatch check`; the
-rules' unit tests pass in chatwatch and in promtool; and `chatwatch replay` of the sample
-yields the counts a plain reading of the log gives, raises each alert during the spell
-that should raise it, and resolves every one of them before the log ends. Live, `chatwatch
-run` with the recipe's config sends an alert to a stand-in Slack webhook."""
+The sample is slog's JSON; `chatwatch replay` of it yields the counts a plain reading of
+the log gives, raises each alert during the spell that should raise it, and resolves every
+one of them before the log ends. Live, `chatwatch run` with the recipe's config sends an
+alert to a stand-in Slack webhook.
+
+What every recipe promises (the sample is what generate.py writes, `chatwatch check` and
+the Slack URL it needs, promtool, the rule unit tests, runbooks) is in test_recipes.py."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ import json
 import math
 import re
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.deploy_support import REPO
 from tests.notify_support import HookServer
 from tests.realservers import free_port, running_chatwatch, wait_until
-from tests.recipe_support import chatwatch, load_generator, promtool
+from tests.recipe_support import chatwatch, load_generator
 
 RECIPE = REPO / "examples" / "recipes" / "go-live-chat"
 SAMPLE = RECIPE / "sample.log"
@@ -49,19 +50,8 @@ def _records() -> list[dict[str, Any]]:
     return [json.loads(line) for line in SAMPLE.read_text().splitlines()]
 
 
-def test_sample_log_is_what_generate_py_writes(tmp_path: Path) -> None:
-    out = tmp_path / "sample.log"
-    subprocess.run(
-        [sys.executable, str(RECIPE / "generate.py"), "--out", str(out)],
-        check=True,
-        timeout=60,
-    )
-    assert out.read_bytes() == SAMPLE.read_bytes()
-
-
 def test_sample_log_is_slog_json_with_a_correlation_id_on_every_line() -> None:
     records = _records()
-    assert len(records) >= 2000
     for r in records:
         assert list(r)[:4] == ["time", "level", "msg", "correlation_id"], r
         assert r["level"] in {"DEBUG", "INFO", "WARN", "ERROR"}
@@ -70,24 +60,6 @@ def test_sample_log_is_slog_json_with_a_correlation_id_on_every_line() -> None:
     times = [dt.datetime.fromisoformat(r["time"]) for r in records]
     assert times == sorted(times)
     assert times[0] == START
-
-
-def test_config_passes_chatwatch_check() -> None:
-    result = _chatwatch("check", "-c", str(RECIPE / "chatwatch.yaml"))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().endswith("chatwatch.yaml: ok")
-
-
-def test_rules_pass_promtool_check_and_both_rule_test_runners() -> None:
-    check = promtool("check", "rules", str(RECIPE / "rules.yml"))
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 6 rules found" in check.stdout
-    ours = _chatwatch("test", "rules", str(RECIPE / "rules_test.yml"))
-    assert ours.returncode == 0, ours.stdout + ours.stderr
-    assert "SUCCESS" in ours.stdout
-    theirs = promtool("test", "rules", str(RECIPE / "rules_test.yml"))
-    assert theirs.returncode == 0, theirs.stdout + theirs.stderr
-    assert "SUCCESS" in theirs.stdout
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +192,14 @@ def test_each_spell_raises_its_alerts_which_resolve_after_it(replay: str) -> Non
     assert resolved["LiveChatAuthFailureBurst"][0] <= GEN.AUTH_BURST[1] + 120
 
 
+def _evaluated_since(metrics: str, since: float) -> bool:
+    """Every rule group has been evaluated (its history snapshot taken) at or after `since`."""
+    stamps = re.findall(
+        r"^chatwatch_rule_group_last_evaluation_timestamp_seconds\{[^}]*\} (\S+)$", metrics, re.M
+    )
+    return bool(stamps) and min(float(s) for s in stamps) >= since
+
+
 def test_live_agent_sends_an_auth_burst_to_slack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,7 +231,12 @@ def test_live_agent_sends_an_auth_burst_to_slack(
         with running_chatwatch(RECIPE / "chatwatch.yaml", port, tmp_path) as cw:
             append(failures[:1])  # the counter exists before the burst
             wait_until(lambda: "livechat_auth_failures_total{" in cw.metrics(), timeout=10)
-            time.sleep(1.5)
+            seen = time.time()  # ... and the rules' history holds it at 1 before the burst
+            wait_until(
+                lambda: _evaluated_since(cw.metrics(), seen),
+                timeout=10,
+                what="a rule evaluation after the first failure was counted",
+            )
             append(failures[1:])
             wait_until(lambda: slack.requests, timeout=15, what="a message on the Slack hook")
             logs = cw.logs()
