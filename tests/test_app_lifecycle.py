@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -168,3 +169,26 @@ def test_counters_show_at_zero_before_the_first_event_and_count_bad_lines(
         assert 'chatwatch_lines_read_total{source="chatbot"} 2.0' in text
     finally:
         assert cw.stop() == 0
+
+
+def test_a_port_in_use_is_one_clear_error_and_exit_1(tmp_path: Path) -> None:
+    """`chatwatch run` on a taken port says which key to change, with no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "cw.yaml"
+        config.write_text(
+            f"sources: [{{name: app, paths: ['{tmp_path}/*.log']}}]\n"
+            f"state_dir: {tmp_path}/state\n"
+            f"server: {{listen: '127.0.0.1:{port}'}}\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "agent", "--log-format", "text", "run", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "server.listen" in result.stderr
+    assert "Traceback" not in result.stderr

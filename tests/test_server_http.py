@@ -13,7 +13,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from agent.server.config import ServerConfig
-from agent.server.serve import accepts_gzip
+from agent.server.routes import accepts_gzip
 from agent.support.selfmetrics import SelfMetrics
 from tests.server_support import FailingCollector, Handlers, SeriesCollector, client_of
 

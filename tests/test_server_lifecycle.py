@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import ssl
@@ -15,8 +16,9 @@ import httpx
 import pytest
 import trustme
 
-from agent.server.config import ServerConfig
-from agent.server.serve import Server, ServerError, check, serve
+from agent.server.config import ServerConfig, ServerError
+from agent.server.serve import Server, serve
+from agent.server.tls import check
 from tests.server_support import Handlers, running
 
 
@@ -129,6 +131,131 @@ async def test_no_signal_handlers_are_installed() -> None:
     after = {sig: signal.getsignal(sig) for sig in before}
     assert during == before
     assert after == before
+
+
+async def test_serves_in_the_agents_loop_and_leaves_sigterm_and_sighup_to_the_agent() -> None:
+    # The agent adds its SIGTERM and SIGHUP handlers to its loop and stops the server by
+    # cancelling it once its state is saved. A server that took SIGTERM itself would stop
+    # serving on the signal and hand it back afterwards (the agent would see it twice).
+    loop = asyncio.get_running_loop()
+    handlers = Handlers()
+    sigterms: list[int] = []
+    term_seen, hup_seen = asyncio.Event(), asyncio.Event()
+    reloads: list[asyncio.Task[tuple[bool, str]]] = []
+
+    def on_sigterm() -> None:  # agent.app: Agent.stop
+        sigterms.append(signal.SIGTERM)
+        term_seen.set()
+
+    def on_sighup() -> None:  # agent.app: Agent._reload_soon
+        reloads.append(loop.create_task(handlers.reload()))
+        hup_seen.set()
+
+    async def send(sig: int, seen: asyncio.Event) -> None:
+        seen.clear()
+        os.kill(os.getpid(), sig)
+        await asyncio.wait_for(seen.wait(), timeout=20)
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    try:
+        server = Server(ServerConfig(listen="127.0.0.1:0"), handlers)
+        started = asyncio.Event()
+        task = asyncio.create_task(server.run(started))
+        await asyncio.wait_for(started.wait(), timeout=20)
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            assert (await client.get("/-/healthy")).status_code == 200
+
+            await send(signal.SIGHUP, hup_seen)
+            assert await reloads[-1] == (True, "config reloaded")
+            await send(signal.SIGTERM, term_seen)
+            assert handlers.reloads == 1
+        # SIGTERM reached the agent, and the server keeps taking connections until told to stop.
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            assert (await client.get("/-/ready")).status_code == 503
+
+        task.cancel()  # the agent's answer to SIGTERM, once its state is saved
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=20)
+        # Signals arrive in order: once this SIGHUP is handled, a SIGTERM raised again
+        # when the server stopped would have been handled too.
+        await send(signal.SIGHUP, hup_seen)
+        await reloads[-1]
+        assert sigterms == [signal.SIGTERM]
+        assert handlers.reloads == 2
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.get(f"http://127.0.0.1:{server.port}/-/healthy")
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def until_refused(port: int) -> None:
+    """Return once nothing accepts connections on 127.0.0.1:port any more."""
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except ConnectionRefusedError:
+                return
+            writer.close()
+            await asyncio.sleep(0.01)
+
+
+class SlowReload(Handlers):
+    """A reload that runs until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def reload(self) -> tuple[bool, str]:
+        self.entered.set()
+        await self.release.wait()
+        return await super().reload()
+
+
+async def test_a_request_in_flight_when_the_server_stops_gets_its_answer() -> None:
+    handlers = SlowReload()
+    server = Server(ServerConfig(listen="127.0.0.1:0"), handlers)
+    started = asyncio.Event()
+    task = asyncio.create_task(server.run(started))
+    await asyncio.wait_for(started.wait(), timeout=20)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        request = asyncio.create_task(client.post("/-/reload"))
+        await asyncio.wait_for(handlers.entered.wait(), timeout=20)
+        task.cancel()
+        await until_refused(server.port)  # the stop has begun: no new connections
+        handlers.release.set()
+        r = await asyncio.wait_for(request, timeout=20)
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=20)
+    assert r.status_code == 200
+    assert r.text == "config reloaded\n"
+    assert task.cancelled()
+
+
+async def test_a_request_stuck_past_the_grace_period_does_not_hold_up_the_stop() -> None:
+    handlers = SlowReload()  # never released
+    server = Server(ServerConfig(listen="127.0.0.1:0"), handlers)
+    started = asyncio.Event()
+    task = asyncio.create_task(server.run(started))
+    await asyncio.wait_for(started.wait(), timeout=20)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        request = asyncio.create_task(client.post("/-/reload"))
+        await asyncio.wait_for(handlers.entered.wait(), timeout=20)
+        t0 = time.monotonic()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=20)
+        elapsed = time.monotonic() - t0
+        r = await asyncio.wait_for(request, timeout=20)
+    assert task.cancelled()
+    assert 1.5 < elapsed < 4.0  # the 2 s grace, then the stop; inside the agent's 5 s budget
+    assert r.status_code == 500  # cut off, and told so
+    assert r.headers["connection"] == "close"
 
 
 async def test_cancel_with_idle_keepalive_and_half_sent_request_stops_fast() -> None:

@@ -13,7 +13,7 @@ import sys
 from agent.alerting.rule_file import RuleError, load_rule_files
 from agent.config import Config, ConfigError, load
 from agent.notify.config import check_alerting
-from agent.server.serve import check as check_server
+from agent.server.tls import check as check_server
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

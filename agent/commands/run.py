@@ -9,6 +9,7 @@ import logging
 from agent.alerting.rule_file import RuleError
 from agent.app import Agent
 from agent.config import ConfigError, load
+from agent.server.config import ServerError
 
 log = logging.getLogger("chatwatch")
 
@@ -31,4 +32,10 @@ def run_from_file(path: str) -> int:
         for p in exc.problems:
             log.error(p)
         return 1
-    return asyncio.run(agent.run())
+    code = 1
+    try:
+        code = asyncio.run(agent.run())
+    except* ServerError as group:  # the port is taken, the TLS files do not load
+        for problem in group.exceptions:
+            log.error(str(problem))
+    return code

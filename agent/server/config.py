@@ -1,4 +1,5 @@
-"""Config of the HTTP server (kept apart from server.py so config loading stays light)."""
+"""Config of the HTTP server (kept apart from serve.py so config loading stays light), and
+`ServerError`: a valid config the server still cannot use."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from typing import ClassVar, Literal
 from pydantic import SecretStr, field_validator, model_validator
 
 from agent.support.configmodel import Model
+
+
+class ServerError(Exception):
+    """The server cannot start for a reason the user can fix (port taken, bad TLS files).
+
+    The message names the config key (`server.listen`, `server.tls.cert_file`)."""
 
 
 class TLSConfig(Model):

@@ -53,5 +53,5 @@ def setup(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore", "watchfiles"):
+    for noisy in ("hypercorn.error", "hypercorn.access", "httpx", "httpcore", "watchfiles"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
