@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.alerting.promql.engine import UnsupportedExpr, compile_expr, lookback
+from agent.alerting.promql.engine import compile_expr, lookback
+from agent.alerting.promql.values import UnsupportedExpr
 
 SUPPORTED = [
     'sum by (route) (rate(http_requests_total{code=~"5..", route!="/health"}[5m]))',

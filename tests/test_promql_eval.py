@@ -9,7 +9,8 @@ import math
 import pytest
 
 from agent.alerting.history import STALE_NAN, History, SeriesKey
-from agent.alerting.promql.engine import EvalError, Sample, compile_expr, evaluate
+from agent.alerting.promql.engine import Sample, compile_expr, evaluate
+from agent.alerting.promql.values import EvalError
 
 
 def key(name: str, **labels: str) -> SeriesKey:
