@@ -11,17 +11,15 @@ from collections.abc import Sequence
 
 import pytest
 
-from agent.alerting.template.exec import (
-    Template,
-    TemplateError,
-    go_float,
-    go_sprintf,
+from agent.alerting.template.exec import Template, TemplateError
+from agent.alerting.template.funcs import (
     humanize,
     humanize1024,
     humanize_duration,
     humanize_percentage,
     humanize_timestamp,
 )
+from agent.support.goformat import go_float, go_sprintf
 
 
 def render(text: str, labels: dict[str, str] | None = None, value: float = 0.0) -> str:

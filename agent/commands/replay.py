@@ -28,7 +28,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from agent.alerting.alert import Alert
 from agent.alerting.group import RuleGroup
 from agent.alerting.rule_file import RuleError
-from agent.alerting.template.exec import go_float
 from agent.config import Config, ConfigError, load
 from agent.decode.events import Origin
 from agent.decode.formats import make_decoder
@@ -39,6 +38,7 @@ from agent.notify.notification import Notification
 from agent.notify.notifier import build_dispatcher
 from agent.pipeline import Pipeline, load_rules
 from agent.support.duration import format_duration, parse_duration
+from agent.support.goformat import go_float
 from agent.support.selfmetrics import SelfMetrics
 
 

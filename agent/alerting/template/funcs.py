@@ -1,0 +1,498 @@
+"""The functions an alert template can call, as Go's text/template funcs.go and Prometheus'
+template/template.go define them: `humanize`, `humanizeDuration`, `title`, `reReplaceAll`,
+..., and Go's builtins `printf`, `index`, `len`, `and`, `or`, `not`, `eq`, `lt`, ....
+
+A function here takes evaluated arguments and returns a value, or raises ValueError with
+Go's message ("can't convert string to float"); the interpreter adds "error calling
+humanize: " as Go's does. `FUNCS` maps each name to the function and its signature, which
+the parser checks at load time and the interpreter at render time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import ipaddress
+import math
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.support.duration import parse_duration
+from agent.support.goformat import (
+    go_float,
+    go_float_g,
+    go_sprint,
+    go_sprintf,
+    go_sprintln,
+    go_time_string,
+    go_type,
+)
+
+__all__ = [
+    "DATA_FUNCS",
+    "FUNCS",
+    "MISSING",
+    "UNSUPPORTED",
+    "Func",
+    "GoInt",
+    "humanize",
+    "humanize1024",
+    "humanize_duration",
+    "humanize_percentage",
+    "humanize_timestamp",
+    "truth",
+]
+
+
+class _Missing:
+    """Go's invalid reflect.Value (what a pipeline holds before its first command; an
+    absent label is "" since Prometheus uses missingkey=zero). Prints `<no value>`."""
+
+    go_type = "<nil>"
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __str__(self) -> str:
+        return "<no value>"
+
+    __repr__ = __str__
+
+
+MISSING = _Missing()
+
+
+class GoInt(int):
+    """An integer constant from the template text (Go's `int`), distinct from float64."""
+
+
+def truth(v: Any) -> bool:
+    """Go's truth of a value, for `if`, `with`, `and`, `or`, `not`."""
+    if v is MISSING or v is None:
+        return False
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int | float):
+        return v != 0
+    if isinstance(v, str | Mapping | list | tuple):
+        return len(v) > 0
+    return True
+
+
+# ---------------------------------------------------------------------------------------
+# Prometheus' functions
+
+
+_GO_FLOAT_RE = re.compile(
+    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)"
+    r"(?:[pP][+-]?\d+)?|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN])"
+)
+
+
+def _to_float(value: Any) -> float:
+    """Prometheus' convertToFloat: numbers as they are, strings through strconv.ParseFloat."""
+    if isinstance(value, bool) or value is MISSING or value is None:
+        raise ValueError(f"can't convert {go_type(value)} to float")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        if not _GO_FLOAT_RE.fullmatch(value):
+            raise ValueError(f'strconv.ParseFloat: parsing "{value}": invalid syntax')
+        if value.lower().lstrip("+-").startswith("0x"):
+            sign = -1.0 if value.startswith("-") else 1.0
+            return sign * float.fromhex(value.lstrip("+-"))
+        return float(value)
+    raise ValueError(f"can't convert {go_type(value)} to float")
+
+
+def _g4(v: float) -> str:
+    return go_float_g(v, 4)
+
+
+def humanize(value: Any) -> str:
+    """SI prefixes, 4 significant digits: 1234567 -> `1.235M`, 0.12 -> `120m`."""
+    v = _to_float(value)
+    if v == 0 or not math.isfinite(v):
+        return _g4(v)
+    prefix = ""
+    if abs(v) >= 1:
+        for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
+            if abs(v) < 1000:
+                break
+            prefix = p
+            v /= 1000
+        return _g4(v) + prefix
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(v) >= 1:
+            break
+        prefix = p
+        v *= 1000
+    return _g4(v) + prefix
+
+
+def humanize1024(value: Any) -> str:
+    """Binary prefixes: 1048576 -> `1Mi`."""
+    v = _to_float(value)
+    if abs(v) <= 1 or not math.isfinite(v):
+        return _g4(v)
+    prefix = ""
+    for p in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
+        if abs(v) < 1024:
+            break
+        prefix = p
+        v /= 1024
+    return _g4(v) + prefix
+
+
+def humanize_duration(value: Any) -> str:
+    """Seconds as `1d 2h 3m 4s`, or `1.234s`, `123.5ms` below a minute."""
+    v = _to_float(value)
+    if not math.isfinite(v):
+        return _g4(v)
+    if v == 0:
+        return _g4(v) + "s"
+    if abs(v) >= 1:
+        sign = ""
+        if v < 0:
+            sign = "-"
+            v = -v
+        duration = _go_int64(v)
+        seconds = _go_rem(duration, 60)
+        minutes = _go_rem(_go_div(duration, 60), 60)
+        hours = _go_rem(_go_div(duration, 3600), 24)
+        days = _go_div(duration, 86400)
+        if days:
+            return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
+        if hours:
+            return f"{sign}{hours}h {minutes}m {seconds}s"
+        if minutes:
+            return f"{sign}{minutes}m {seconds}s"
+        return f"{sign}{_g4(v)}s"
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(v) >= 1:
+            break
+        prefix = p
+        v *= 1000
+    return f"{_g4(v)}{prefix}s"
+
+
+def _go_int64(v: float) -> int:
+    """Go's int64(v) on amd64: out-of-range values become math.MinInt64."""
+    if not -(2.0**63) <= v < 2.0**63:
+        return -(2**63)
+    return int(v)
+
+
+def _go_div(a: int, b: int) -> int:
+    """Go's integer division truncates toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def _go_rem(a: int, b: int) -> int:
+    return a - b * _go_div(a, b)
+
+
+def humanize_percentage(value: Any) -> str:
+    """A ratio as a percentage: 0.1234567 -> `12.35%`."""
+    return _g4(_to_float(value) * 100) + "%"
+
+
+def _float_to_time(v: float) -> datetime.datetime:
+    ns = v * 1e9
+    if ns > 9.223372036854775807e18 or ns < -9.223372036854775808e18:
+        raise ValueError(
+            f"{go_float(v)} cannot be represented as a nanoseconds timestamp since it "
+            "overflows int64"
+        )
+    ms = int(ns) // 1_000_000 if ns >= 0 else -((-int(ns)) // 1_000_000)
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    return epoch + datetime.timedelta(milliseconds=ms)
+
+
+def humanize_timestamp(value: Any) -> str:
+    """Unix seconds as Go prints a UTC time: `2015-06-23 13:19:44.128 +0000 UTC`."""
+    v = _to_float(value)
+    if not math.isfinite(v):
+        return _g4(v)
+    return go_time_string(_float_to_time(v))
+
+
+def _to_time(value: Any) -> datetime.datetime:
+    return _float_to_time(_to_float(value))
+
+
+def _title(s: str) -> str:
+    """Go's strings.Title: upper-case the first letter of every word."""
+    out = []
+    prev_sep = True
+    for ch in s:
+        out.append(ch.upper() if prev_sep else ch)
+        prev_sep = not (ch.isalnum() or ch == "_")
+    return "".join(out)
+
+
+def _go_regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"error parsing regexp: {exc}") from None
+
+
+def _match(pattern: str, text: str) -> bool:
+    return _go_regex(pattern).search(text) is not None
+
+
+def _go_expand(template: str) -> str:
+    # Go's $1, ${1}, $name, ${name}, $$ -> Python's \g<...>
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1) or m.group(2)
+        return f"\\g<{name}>"
+
+    return re.sub(r"\$\$|\$\{(\w+)\}|\$(\w+)", sub, template.replace("\\", "\\\\"))
+
+
+def _re_replace_all(pattern: str, repl: str, text: str) -> str:
+    rx = _go_regex(pattern)
+    try:
+        return rx.sub(_go_expand(repl), text)
+    except (re.error, IndexError):
+        return rx.sub("", text)
+
+
+def _strip_port(hostport: str) -> str:
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0 or (end + 1 != len(hostport) and hostport[end + 1] != ":"):
+            return hostport
+        rest = hostport[end + 1 :]
+        if rest.count(":") > 1 or (rest and ":" in hostport[end + 2 :]):
+            return hostport
+        return hostport[1:end]
+    if hostport.count(":") == 1:
+        return hostport.split(":", 1)[0]
+    return hostport
+
+
+def _strip_domain(hostport: str) -> str:
+    if hostport.startswith("[") or hostport.count(":") > 1:
+        return hostport
+    host, sep, port = hostport.partition(":")
+    try:
+        ipaddress.ip_address(host)
+        return hostport
+    except ValueError:
+        pass
+    return host.split(".", 1)[0] + sep + port
+
+
+# ---------------------------------------------------------------------------------------
+# Go's builtins
+
+
+def _index(item: Any, *keys: Any) -> Any:
+    for k in keys:
+        if isinstance(item, Mapping):
+            if not isinstance(k, str):
+                raise ValueError(f"value has type {go_type(k)}; should be string")
+            item = item.get(k, "")
+        elif isinstance(item, list | tuple | str):
+            if not isinstance(k, int) or isinstance(k, bool):
+                raise ValueError("cannot index slice/array with non-integer")
+            if not 0 <= k < len(item):
+                raise ValueError(f"index out of range: {k}")
+            item = item[k]
+        else:
+            raise ValueError(f"can't index item of type {go_type(item)}")
+    return item
+
+
+def _len(item: Any) -> int:
+    if isinstance(item, Mapping | list | tuple | str):
+        return GoInt(len(item))
+    raise ValueError(f"len of type {go_type(item)}")
+
+
+def _html_escape(*args: Any) -> str:
+    return (
+        html.escape(go_sprint(*args), quote=True)
+        .replace("&#x27;", "&#39;")
+        .replace("&quot;", "&#34;")
+    )
+
+
+def _js_escape(*args: Any) -> str:
+    s = go_sprint(*args)
+    out = []
+    for ch in s:
+        if ch in "\\'\"":
+            out.append("\\" + ch)
+        elif ch in "<>&=" or ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _urlquery(*args: Any) -> str:
+    return urllib.parse.quote_plus(go_sprint(*args), safe="")
+
+
+def _and(arg: Any, *args: Any) -> Any:
+    """The first false argument, or the last. The interpreter evaluates `and`'s arguments
+    lazily itself (Go 1.18+ stops at the deciding one); this is the same rule."""
+    for a in (arg, *args):
+        if not truth(a):
+            return a
+    return a
+
+
+def _or(arg: Any, *args: Any) -> Any:
+    """The first true argument, or the last (evaluated lazily by the interpreter too)."""
+    for a in (arg, *args):
+        if truth(a):
+            return a
+    return a
+
+
+def _not(arg: Any) -> bool:
+    return not truth(arg)
+
+
+def _kind(v: Any) -> str:
+    if v is MISSING:
+        return "invalid"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "string"
+    return "other"
+
+
+def _eq(arg: Any, *args: Any) -> bool:
+    if not args:
+        raise ValueError("missing argument for comparison")
+    ka = _kind(arg)
+    for b in args:
+        kb = _kind(b)
+        if ka != kb:
+            if arg is not MISSING and b is not MISSING:
+                raise ValueError("incompatible types for comparison")
+            continue
+        if ka == "other":
+            raise ValueError("invalid type for comparison")
+        if arg == b:
+            return True
+    return False
+
+
+def _ne(a: Any, b: Any) -> bool:
+    return not _eq(a, b)
+
+
+def _lt(a: Any, b: Any) -> bool:
+    ka, kb = _kind(a), _kind(b)
+    if ka in ("invalid", "other", "bool") or kb in ("invalid", "other", "bool"):
+        raise ValueError("invalid type for comparison")
+    if ka != kb:
+        raise ValueError("incompatible types for comparison")
+    return bool(a < b)
+
+
+# Go defines le as lt||eq, gt as !le and ge as !lt, so with NaN gt and ge are true
+def _le(a: Any, b: Any) -> bool:
+    return _lt(a, b) or a == b
+
+
+def _gt(a: Any, b: Any) -> bool:
+    return not _le(a, b)
+
+
+def _ge(a: Any, b: Any) -> bool:
+    return not _lt(a, b)
+
+
+# ---------------------------------------------------------------------------------------
+# The table
+
+
+@dataclass(frozen=True)
+class Func:
+    """A template function and the signature the parser and interpreter check."""
+
+    params: tuple[str, ...]
+    """Types of the fixed parameters: "any" or "string"."""
+    call: Callable[..., Any]
+    variadic: bool = False
+    returns: str = "any"
+    """Static type of the result: any, string, bool, int, float."""
+
+
+FUNCS: dict[str, Func] = {
+    # Prometheus' template functions (template/template.go)
+    "humanize": Func(("any",), humanize, returns="string"),
+    "humanize1024": Func(("any",), humanize1024, returns="string"),
+    "humanizeDuration": Func(("any",), humanize_duration, returns="string"),
+    "humanizePercentage": Func(("any",), humanize_percentage, returns="string"),
+    "humanizeTimestamp": Func(("any",), humanize_timestamp, returns="string"),
+    "toUpper": Func(("string",), str.upper, returns="string"),
+    "toLower": Func(("string",), str.lower, returns="string"),
+    "title": Func(("string",), _title, returns="string"),
+    "match": Func(("string", "string"), _match, returns="bool"),
+    "reReplaceAll": Func(("string", "string", "string"), _re_replace_all, returns="string"),
+    "stripPort": Func(("string",), _strip_port, returns="string"),
+    "stripDomain": Func(("string",), _strip_domain, returns="string"),
+    "safeHtml": Func(("string",), str, returns="string"),
+    "parseDuration": Func(("string",), parse_duration, returns="float"),
+    "toTime": Func(("any",), _to_time),
+    # Go's builtins (text/template/funcs.go)
+    "printf": Func(("string",), go_sprintf, variadic=True, returns="string"),
+    "print": Func((), go_sprint, variadic=True, returns="string"),
+    "println": Func((), go_sprintln, variadic=True, returns="string"),
+    "len": Func(("any",), _len, returns="int"),
+    "index": Func(("any",), _index, variadic=True),
+    "html": Func((), _html_escape, variadic=True, returns="string"),
+    "js": Func((), _js_escape, variadic=True, returns="string"),
+    "urlquery": Func((), _urlquery, variadic=True, returns="string"),
+    "not": Func(("any",), _not, returns="bool"),
+    "and": Func(("any",), _and, variadic=True),
+    "or": Func(("any",), _or, variadic=True),
+    "eq": Func(("any",), _eq, variadic=True, returns="bool"),
+    "ne": Func(("any", "any"), _ne, returns="bool"),
+    "lt": Func(("any", "any"), _lt, returns="bool"),
+    "le": Func(("any", "any"), _le, returns="bool"),
+    "gt": Func(("any", "any"), _gt, returns="bool"),
+    "ge": Func(("any", "any"), _ge, returns="bool"),
+}
+
+# Functions whose result comes from the alert data, evaluated by the interpreter.
+DATA_FUNCS = ("externalURL", "pathPrefix")
+
+# Prometheus functions chatwatch does not offer, with the reason given at load time.
+UNSUPPORTED = {
+    "query": "chatwatch templates cannot run queries",
+    "first": "chatwatch templates cannot run queries",
+    "label": "chatwatch templates cannot run queries",
+    "value": "chatwatch templates cannot run queries",
+    "strvalue": "chatwatch templates cannot run queries",
+    "sortByLabel": "chatwatch templates cannot run queries",
+    "args": "chatwatch templates do not support sub-templates",
+    "tmpl": "chatwatch templates do not support sub-templates",
+    "graphLink": "chatwatch has no graph page",
+    "tableLink": "chatwatch has no graph page",
+    "call": "chatwatch templates do not support `call`",
+    "slice": "chatwatch templates do not support `slice`",
+}
