@@ -300,9 +300,9 @@ def test_schedule_survives_a_stall_and_a_clock_going_back() -> None:
 
 
 def test_api_values_are_formatted_as_prometheus_does() -> None:
-    from agent.alerting.alerting_rule import format_value
+    from agent.support.goformat import format_float
 
-    got = [format_value(v) for v in (1.5, 5.0, 0.0, -0.000123, 1234567.891, float("nan"))]
+    got = [format_float(v) for v in (1.5, 5.0, 0.0, -0.000123, 1234567.891, float("nan"))]
     assert got == ["1.5e+00", "5e+00", "0e+00", "-1.23e-04", "1.234567891e+06", "NaN"]
 
 

@@ -13,12 +13,12 @@ import pytest
 from agent.alerting.history import is_stale
 from agent.alerting.ruletest import (
     expand_values,
-    go_float,
     parse_duration_ms,
     parse_series,
     run_tests,
 )
 from agent.support.duration import format_prometheus_ms
+from agent.support.goformat import format_float
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_series_and_durations() -> None:
     ],
 )
 def test_values_are_printed_as_go_does(value: float, text: str) -> None:
-    assert go_float(value) == text
+    assert format_float(value, "E") == text
 
 
 def write(tmp_path: Path, name: str, text: str) -> str:

@@ -42,6 +42,7 @@ ANNOTATIONS = {
     "with": "{{ with $labels.k }}k={{ . }}{{ else }}none{{ end }}",
     "strings": '{{ .Labels.k | toUpper }} {{ title "hello wide-world" }} {{ toLower "ABC" }}',
     "regex": '{{ reReplaceAll "(\\\\w+) (\\\\w+)" "$2-$1" $labels.k }} {{ match "^a" $labels.k }}',
+    "regex_groups": '{{ reReplaceAll "(\\\\w)(?P<rest>\\\\w*)" "<$9|${rest}|$$|${}>" $labels.k }}',
     "index_len": '{{ index $labels "k" }} {{ len $labels }}',
     "quote": 'a "quoted" \\ text',
     "trim": "x  {{- $labels.k -}}  y",

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from agent.alerting.alert import Alert
@@ -268,21 +267,3 @@ def _same(a: float, b: float) -> bool:
 
 def _sort_key(a: ActiveAlert) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(a.labels.items()))
-
-
-def format_value(value: float) -> str:
-    """A value as Prometheus' /api/v1/alerts prints it: strconv.FormatFloat(v, 'e', -1, 64),
-    so 1.5 is `"1.5e+00"`; NaN and infinities as `NaN`, `+Inf`, `-Inf`."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    sign = "-" if math.copysign(1.0, value) < 0 else ""
-    if value == 0:
-        return sign + "0e+00"
-    _, digits, exp = Decimal(repr(abs(value))).as_tuple()
-    assert isinstance(exp, int)
-    ds = "".join(map(str, digits)).rstrip("0") or "0"
-    e = len(digits) + exp - 1
-    mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
-    return f"{sign}{mant}e{'-' if e < 0 else '+'}{abs(e):02d}"

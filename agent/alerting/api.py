@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.alerting.alerting_rule import AlertingRule, format_value
+from agent.alerting.alerting_rule import AlertingRule
 from agent.alerting.group import RuleGroup
+from agent.support.goformat import format_float, rfc3339
 
 
 def alerts_api(groups: Sequence[RuleGroup]) -> dict[str, Any]:
@@ -75,20 +74,8 @@ def _alert_json(a: Any, rule: AlertingRule) -> dict[str, Any]:
         "annotations": dict(a.annotations),
         "state": a.state,
         "activeAt": rfc3339(a.active_at),
-        "value": format_value(a.value),
+        "value": format_float(a.value),
     }
     if a.keep_firing_since is not None:
         out["keepFiringSince"] = rfc3339(a.keep_firing_since)
     return out
-
-
-def rfc3339(ts: float | None) -> str:
-    """Unix seconds as Go's JSON time (RFC 3339 with trimmed nanoseconds); None is Go's zero."""
-    if ts is None or not math.isfinite(ts):
-        return "0001-01-01T00:00:00Z"
-    ns = round(ts * 1e9)
-    sec, frac = divmod(ns, 1_000_000_000)
-    base = datetime.datetime.fromtimestamp(sec, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        base += "." + f"{frac:09d}".rstrip("0")
-    return base + "Z"

@@ -13,13 +13,11 @@ status are promtool's, so CI scripts can switch between the two.
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import re
 import sys
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,6 +28,7 @@ from agent.alerting.history import STALE_NAN, History, SeriesKey
 from agent.alerting.promql.engine import compile_expr, evaluate
 from agent.alerting.rule_file import RuleError, load_rule_files
 from agent.support.duration import format_prometheus_ms, parse_prometheus_ms
+from agent.support.goformat import format_float, go_quote
 
 
 class TestFileError(ValueError):
@@ -44,30 +43,9 @@ def parse_duration_ms(text: Any) -> int:
         raise TestFileError(str(exc)) from None
 
 
-def go_float(v: float) -> str:
-    """strconv.FormatFloat(v, 'E', -1, 64): shortest digits, at least two exponent digits."""
-    if v != v:
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v == 0:
-        return "-0E+00" if math.copysign(1, v) < 0 else "0E+00"
-    sign, digits, exp = Decimal(repr(v)).normalize().as_tuple()
-    assert isinstance(exp, int)
-    mantissa = str(digits[0])
-    if len(digits) > 1:
-        mantissa += "." + "".join(map(str, digits[1:]))
-    e = exp + len(digits) - 1
-    return f"{'-' if sign else ''}{mantissa}E{'+' if e >= 0 else '-'}{abs(e):02d}"
-
-
-def _go_quote(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
-
-
 def format_labels(labels: dict[str, str] | SeriesKey) -> str:
     items = sorted(labels.items()) if isinstance(labels, dict) else list(labels)
-    return "{" + ", ".join(f"{n}={_go_quote(v)}" for n, v in items) + "}"
+    return "{" + ", ".join(f"{n}={go_quote(v)}" for n, v in items) + "}"
 
 
 # -- input series ------------------------------------------------------------------------------
@@ -156,7 +134,7 @@ def _alerts_str(alerts: list[_Alert]) -> str:
 def _samples_str(samples: list[tuple[SeriesKey, float]]) -> str:
     if not samples:
         return "nil"
-    return ", ".join(f"{format_labels(k)} {go_float(v)}" for k, v in samples)
+    return ", ".join(f"{format_labels(k)} {format_float(v, 'E')}" for k, v in samples)
 
 
 def _values_equal(a: list[tuple[SeriesKey, float]], b: list[tuple[SeriesKey, float]]) -> bool:
@@ -290,7 +268,7 @@ def _run_group(tg: dict[str, Any], groups: list[Any], eval_ms: int) -> list[str]
     for test in expr_tests:
         expr_text = str(test.get("expr", ""))
         when = format_prometheus_ms(test["_t"])
-        head = f"    expr: {_go_quote(expr_text)}, time: {when}"
+        head = f"    expr: {go_quote(expr_text)}, time: {when}"
         try:
             result = evaluate(compile_expr(expr_text), history, test["_t"] / 1000)
         except ValueError as e:

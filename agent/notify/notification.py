@@ -7,10 +7,10 @@ payloads match what an Alertmanager would have sent for the same alerts.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from agent.support.goformat import go_quote, rfc3339
 
 _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
@@ -58,23 +58,7 @@ def fingerprint(labels: dict[str, str]) -> str:
 
 def label_set_string(labels: dict[str, str]) -> str:
     """`{alertname="X", severity="page"}`: model.LabelSet.String() (sorted, Go-quoted)."""
-    return "{" + ", ".join(f"{k}={_go_quote(labels[k])}" for k in sorted(labels)) + "}"
-
-
-def _go_quote(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def rfc3339(ts: float | None) -> str:
-    """Alertmanager's time format; None is Go's zero time."""
-    if ts is None:
-        return ZERO_TIME
-    dt = datetime.fromtimestamp(ts, UTC)
-    text = dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
-    # Go trims trailing zeros of fractional seconds (RFC3339Nano).
-    head, _, frac = text[:-1].partition(".")
-    frac = frac.rstrip("0")
-    return f"{head}.{frac}Z" if frac else f"{head}Z"
+    return "{" + ", ".join(f"{k}={go_quote(labels[k])}" for k in sorted(labels)) + "}"
 
 
 @dataclass(slots=True)

@@ -3,7 +3,9 @@
 Alert annotations must read exactly as Prometheus renders them, and Prometheus renders
 with Go's fmt: `%v` of a float64 is `1e+06` (not `1000000.0`), `%.4g` of +Inf is `+Inf`,
 `%q` is Go's quoting, and a verb that does not fit its argument prints `%!d(float64=1.5)`
-instead of failing. This module is that formatting and nothing else.
+instead of failing. Prometheus' and Alertmanager's APIs print floats with
+strconv.FormatFloat and times as RFC 3339 with trimmed fractions. This module is that
+formatting, in one place, and nothing else.
 
 Values map to Go as: None is nil, bool, int, float (float64), str, a Mapping is
 map[string]string, a list or tuple is []interface{}, a datetime is a UTC time.Time.
@@ -22,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "format_float",
     "go_float",
     "go_float_g",
     "go_print",
@@ -31,6 +34,7 @@ __all__ = [
     "go_sprintln",
     "go_time_string",
     "go_type",
+    "rfc3339",
 ]
 
 
@@ -69,6 +73,23 @@ def go_float(v: float) -> str:
     if dp >= len(ds):
         return sign + ds + "0" * (dp - len(ds))
     return f"{sign}{ds[:dp]}.{ds[dp:]}"
+
+
+def format_float(v: float, fmt: str = "e") -> str:
+    """strconv.FormatFloat(v, fmt, -1, 64) for fmt `e` or `E`: the shortest digits, at
+    least two exponent digits (`1.5e+00`, `-0e+00`, `NaN`, `+Inf`). Prometheus' alert API
+    prints values so; promtool's rule-test reports use `E`."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    sign = "-" if math.copysign(1.0, v) < 0 else ""
+    if v == 0:
+        return f"{sign}0{fmt}+00"
+    ds, dp = _shortest_digits(v)
+    exp = dp - 1
+    mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
+    return f"{sign}{mant}{fmt}{'-' if exp < 0 else '+'}{abs(exp):02d}"
 
 
 def _nonfinite(v: float, plus: bool = False, space: bool = False) -> str:
@@ -114,6 +135,18 @@ def go_time_string(t: datetime.datetime) -> str:
     if t.microsecond:
         base += ("." + f"{t.microsecond:06d}").rstrip("0")
     return base + " +0000 UTC"
+
+
+def rfc3339(ts: float | None) -> str:
+    """A Unix time as Go's JSON encodes a time.Time (RFC 3339 in UTC, fractional seconds
+    to the microsecond with trailing zeros trimmed); None or not finite is Go's zero time."""
+    if ts is None or not math.isfinite(ts):
+        return "0001-01-01T00:00:00Z"
+    t = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if t.microsecond:
+        text += "." + f"{t.microsecond:06d}".rstrip("0")
+    return text + "Z"
 
 
 def go_print(value: Any) -> str:

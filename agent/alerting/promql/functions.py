@@ -45,6 +45,7 @@ from agent.alerting.promql.values import (
     check_unique,
     drop_name,
 )
+from agent.support.goregexp import expand
 
 NAN = float("nan")
 
@@ -632,26 +633,6 @@ def func_histogram_quantile(args: list[Any], nodes: list[Any]) -> Fn:
 # -- label_replace ------------------------------------------------------------------------------
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
-_TEMPLATE_VAR = re.compile(r"\$(?:\$|\{([A-Za-z0-9_]*)\}|([A-Za-z0-9_]+))")
-
-
-def _go_expand(template: str, m: re.Match[str]) -> str:
-    """Go's regexp.Expand: `$1`, `${1}`, `$name`, `$$`; unknown groups expand to ''."""
-
-    def repl(v: re.Match[str]) -> str:
-        if v.group(0) == "$$":
-            return "$"
-        name = v.group(1) if v.group(1) is not None else v.group(2)
-        if name == "" and v.group(1) is not None:
-            return v.group(0)  # "${}" is malformed: Go keeps it as text
-        try:
-            if name.isdigit():
-                return m.group(int(name)) or ""
-            return m.group(name) or ""
-        except IndexError:
-            return ""
-
-    return _TEMPLATE_VAR.sub(repl, template)
 
 
 def func_label_replace(args: list[Any], nodes: list[Any]) -> Fn:
@@ -673,7 +654,7 @@ def func_label_replace(args: list[Any], nodes: list[Any]) -> Fn:
             labels = dict(key)
             m = regex.match(labels.get(src, ""))
             if m is not None:
-                res = _go_expand(repl, m)
+                res = expand(repl, m)
                 if res:
                     labels[dst] = res
                 else:

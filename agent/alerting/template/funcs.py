@@ -30,6 +30,7 @@ from agent.support.goformat import (
     go_time_string,
     go_type,
 )
+from agent.support.goregexp import expand
 
 __all__ = [
     "DATA_FUNCS",
@@ -250,23 +251,8 @@ def _match(pattern: str, text: str) -> bool:
     return _go_regex(pattern).search(text) is not None
 
 
-def _go_expand(template: str) -> str:
-    # Go's $1, ${1}, $name, ${name}, $$ -> Python's \g<...>
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        name = m.group(1) or m.group(2)
-        return f"\\g<{name}>"
-
-    return re.sub(r"\$\$|\$\{(\w+)\}|\$(\w+)", sub, template.replace("\\", "\\\\"))
-
-
 def _re_replace_all(pattern: str, repl: str, text: str) -> str:
-    rx = _go_regex(pattern)
-    try:
-        return rx.sub(_go_expand(repl), text)
-    except (re.error, IndexError):
-        return rx.sub("", text)
+    return _go_regex(pattern).sub(lambda m: expand(repl, m), text)
 
 
 def _strip_port(hostport: str) -> str:
