@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from agent.alerting.alerting_rule import RESOLVED_RETENTION, AlertingRule, EvalError
+from agent.alerting.alerting_rule import RESOLVED_RETENTION, AlertingRule
+from agent.alerting.promql.values import EvalError
 from agent.alerting.template.exec import Template
 
 

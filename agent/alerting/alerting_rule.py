@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from agent.alerting.alert import Alert
+from agent.alerting.promql.values import EvalError
 from agent.alerting.template.exec import Template
 
 RESOLVED_RETENTION = 15 * 60.0
@@ -83,10 +84,6 @@ class Change:
     alert: ActiveAlert
     old: State
     new: State | Literal["resolved"]
-
-
-class EvalError(RuntimeError):
-    """The rule's result cannot be turned into alerts (duplicate label sets)."""
 
 
 @dataclass(eq=False)

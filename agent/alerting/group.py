@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.alerting.alert import Alert
-from agent.alerting.alerting_rule import AlertingRule, Change, EvalError
+from agent.alerting.alerting_rule import AlertingRule, Change
 from agent.alerting.history import STALE_NAN, SeriesKey
 from agent.alerting.promql.engine import evaluate
+from agent.alerting.promql.values import EvalError
 from agent.alerting.recording_rule import RecordingRule
 
 Rule = AlertingRule | RecordingRule

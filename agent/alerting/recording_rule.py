@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent.alerting.alerting_rule import EvalError
 from agent.alerting.history import SeriesKey
+from agent.alerting.promql.values import EvalError
 
 
 @dataclass(eq=False)
