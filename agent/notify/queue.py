@@ -4,8 +4,12 @@ A receiver that is down delays its notifications, never drops them: the head is 
 with exponential backoff and jitter (capped at `max_backoff`), or after `Retry-After` when
 the receiver sends one, and the rest wait behind it so every group's changes arrive in
 order. Only a receiver that rejects a notification as malformed (4xx other than 429)
-loses it, with the reason logged and counted, since sending it again cannot help. A full
-queue drops its oldest waiting notification, counted as `queue_full`. Nothing here ever
+loses it, with the reason logged and counted, since sending it again cannot help. An
+integration that raises (a bug of ours, such as a payload it cannot build) gets
+`CRASH_LIMIT` attempts at a notification, which is then dropped as `integration_error`
+and logged with its group key: one poison notification must not hold every later one
+back for ever. A full queue drops its oldest waiting notification, counted as
+`queue_full`. Nothing here ever
 blocks the caller: `put` appends and returns.
 """
 
@@ -24,6 +28,9 @@ from agent.notify.metrics import NotifyMetrics
 from agent.notify.notification import Notification
 
 log = logging.getLogger("chatwatch.notify")
+
+CRASH_LIMIT = 3
+"""Attempts at one notification whose integration raised each time before it is dropped."""
 
 MAX_RETRY_AFTER = 900.0
 """A receiver's Retry-After is honoured up to 15 minutes (a bogus `86400` must not mute us)."""
@@ -53,6 +60,7 @@ class DeliveryQueue:
         self._ready = asyncio.Event()
         self._not_before = 0.0
         self._failures = 0
+        self._crashes = 0
         self.seq = 0
 
     def put(self, notification: Notification) -> None:
@@ -94,10 +102,18 @@ class DeliveryQueue:
         try:
             retry, err = await integration.notify(n)
         except Exception as exc:  # a bug in an integration must not stop the queue
+            self._crashes += 1
             log.exception(
-                "notification integration crashed", extra={"integration": integration.name}
+                "notification integration crashed",
+                extra={"integration": integration.name, "group_key": n.group_key},
             )
-            retry, err = True, DeliveryError(f"internal error: {type(exc).__name__}", "other")
+            if self._crashes >= CRASH_LIMIT:
+                retry, err = (
+                    False,
+                    DeliveryError(f"{type(exc).__name__}: {exc}", "integration_error"),
+                )
+            else:
+                retry, err = True, DeliveryError(f"internal error: {type(exc).__name__}", "other")
         n.attempts += 1
         self._not_before = time.monotonic() + integration.min_interval
         self.metrics.attempts.inc((integration.receiver, integration.kind))
@@ -149,6 +165,7 @@ class DeliveryQueue:
         )
 
     def _pop(self, n: Notification) -> None:
+        self._crashes = 0
         if self.items and self.items[0] is n:
             self.items.popleft()
         self.on_change()

@@ -2,8 +2,10 @@
 
 Like Alertmanager: `require_tls` (default true) upgrades with STARTTLS and fails when the
 server does not offer it; port 465 means implicit TLS. Header values built from alert
-labels have CR/LF removed, so a log line cannot inject headers; the HTML body escapes
-every value that came from logs.
+labels have every control and line-separator character replaced by a space (CR/LF, and
+also VT, FF, NEL, U+2028/U+2029, which Python's email package treats as line breaks and
+refuses), so a log line can neither inject a header nor make a message unsendable; the
+HTML body escapes every value that came from logs.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from agent.notify.email.config import EmailConfig
 from agent.notify.integration import DeliveryError, Result, redact, ssl_context
 from agent.notify.notification import Notification
 
-_CRLF = re.compile(r"[\r\n]+")
+# Cc (C0, DEL, C1) and the Unicode line/paragraph separators: str.splitlines() breaks on
+# several of them, and the email package refuses a header value that splits.
+_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def header_value(value: str) -> str:
-    return _CRLF.sub(" ", value).strip()
+    return _BREAKS.sub(" ", value).strip()
 
 
 def text_body(n: Notification) -> str:

@@ -1,9 +1,13 @@
 """Slack incoming webhook: a Block Kit message with a plain `text` fallback.
 
 Everything that came from logs (labels, annotations) is escaped (`&`, `<`, `>`), so a
-log line cannot `<!channel>` a workspace or smuggle a link. Slack answers 200 `ok`; errors
-come as 4xx with a short string (`invalid_payload`, `channel_not_found`), which is logged
-and not retried; 429 carries `Retry-After`, which the queue honours.
+log line cannot `<!channel>` a workspace or smuggle a link; and mrkdwn's markers are
+neutralised, since Slack has no escape for them: a zero-width space on each side of `*`,
+`_` and `~` keeps them from pairing up into bold, italics or strike-through, and a
+backtick becomes U+02CB (modifier letter grave accent), so a label cannot close the code
+span it is shown in. Slack answers 200 `ok`; errors come as 4xx with a short string
+(`invalid_payload`, `channel_not_found`), which is logged and not retried; 429 carries
+`Retry-After`, which the queue honours.
 """
 
 from __future__ import annotations
@@ -29,8 +33,24 @@ COLOURS = {
 DEFAULT_COLOUR = "#439FE0"
 
 
+_ZWSP = "\u200b"
+_MRKDWN = str.maketrans({c: f"{_ZWSP}{c}{_ZWSP}" for c in "*_~"} | {"`": "\u02cb"})
+_CODE = str.maketrans({"`": "\u02cb"})
+
+
 def escape(text: str) -> str:
-    """Slack's control characters: https://api.slack.com/reference/surfaces/formatting#escaping"""
+    """Text from logs shown as mrkdwn: Slack's control characters
+    (https://api.slack.com/reference/surfaces/formatting#escaping) and its markers."""
+    return _control(text).translate(_MRKDWN)
+
+
+def escape_code(text: str) -> str:
+    """Text from logs inside a `code span`: formatting markers are inert there, only a
+    backtick could end the span."""
+    return _control(text).translate(_CODE)
+
+
+def _control(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -51,7 +71,7 @@ def _alert_text(a: NotifiedAlert) -> str:
     if description:
         lines.append(escape(description))
     labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
-    lines.append(f"`{escape(labels)}`")
+    lines.append(f"`{escape_code(labels)}`")
     return "\n".join(lines)[:3000]
 
 
@@ -71,9 +91,9 @@ def build_message(notification: Notification, cfg: SlackConfig) -> dict[str, Any
     if links or notification.external_url:
         parts = []
         if links:
-            parts.append(f"<{escape(links[0])}|source>")
+            parts.append(f"<{_control(links[0])}|source>")
         if notification.external_url:
-            parts.append(f"<{escape(notification.external_url)}|chatwatch>")
+            parts.append(f"<{_control(notification.external_url)}|chatwatch>")
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(parts)}]}
         )
