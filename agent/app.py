@@ -29,6 +29,7 @@ from agent.sources.checkpoint import Checkpoints
 from agent.sources.config import SourceConfig
 from agent.sources.stdin import StdinSource
 from agent.sources.tail import FileSource
+from agent.support.atomicfile import write_failures
 from agent.support.selfmetrics import SelfMetrics
 
 log = logging.getLogger("chatwatch")
@@ -63,6 +64,9 @@ class Agent:
         self._reloads = self.stats.counter(
             "chatwatch_config_reloads_total", "Config reloads attempted, by result.", ("result",)
         )
+        self._state_failures = write_failures(self.stats)
+        self._unwritable: set[str] = set()
+        """State files whose last write failed."""
         self._reload_ok.set((), 1.0)
         self._reload_ts.set((), time.time())
 
@@ -88,7 +92,14 @@ class Agent:
     # -- ServerHandlers ----------------------------------------------------------------
 
     def is_ready(self) -> bool:
-        return self._sources_opened and all(s.opened.is_set() for s in self.sources)
+        """Every source open, and the state writable: an agent that cannot save its
+        checkpoints or alerts would count twice or page anew after a restart."""
+        return (
+            self._sources_opened
+            and all(s.opened.is_set() for s in self.sources)
+            and not self._unwritable
+            and self.notifier.state_ok
+        )
 
     async def reload(self) -> tuple[bool, str]:
         async with self._reload_lock:
@@ -168,10 +179,10 @@ class Agent:
             log.warning("sources did not stop in time; saving checkpoints of what was handed on")
 
     def _save_checkpoints(self) -> None:
-        try:
-            self.checkpoints.save()
-        except OSError as exc:
-            log.error("cannot write checkpoints", extra={"error": str(exc)})
+        if self.checkpoints.save():
+            self._unwritable.discard("checkpoints")
+        else:
+            self._unwritable.add("checkpoints")
 
     def _alert_state_path(self) -> Path:
         return self.cfg.resolve(self.cfg.state_dir) / "alerts.json"
@@ -181,7 +192,11 @@ class Agent:
         try:
             self.pipeline.rules.save_state(self._alert_state_path(), time.time())
         except OSError as exc:
+            self._state_failures.inc(("alerts",))
+            self._unwritable.add("alerts")
             log.error("cannot write alert state", extra={"error": str(exc)})
+        else:
+            self._unwritable.discard("alerts")
 
     async def _checkpoint_forever(self) -> None:
         while True:

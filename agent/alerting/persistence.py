@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from agent.alerting.alerting_rule import ActiveAlert
 from agent.alerting.group import RuleGroup
 from agent.alerting.promql.engine import lookback
 from agent.alerting.recording_rule import RecordingRule
+from agent.support.atomicfile import write_atomic
 
 log = logging.getLogger("chatwatch.rules")
 
@@ -39,13 +39,7 @@ def save_alerts(groups: Sequence[RuleGroup], path: Path, now: float) -> None:
                     }
                 )
     data = {"version": 1, "saved_at": now, "rules": rules}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data).encode())
 
 
 def restore_alerts(groups: Sequence[RuleGroup], path: Path, now: float) -> int:

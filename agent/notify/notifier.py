@@ -33,6 +33,7 @@ from agent.notify.queue import DeliveryQueue
 from agent.notify.route import build_route
 from agent.notify.slack.slack import Slack
 from agent.notify.webhook.webhook import Webhook
+from agent.support.atomicfile import write_failures
 from agent.support.selfmetrics import SelfMetrics
 from agent.support.tasks import cancel_and_wait
 
@@ -73,6 +74,7 @@ class Notifier:
         self._dirty = False
         self._refreshed = False
         self._save_error: str | None = None
+        self._state_failures = write_failures(stats)
         self._last_save = 0.0
         self._wake = asyncio.Event()
         self._running = False
@@ -244,6 +246,11 @@ class Notifier:
 
     # -- persistence ---------------------------------------------------------------------
 
+    @property
+    def state_ok(self) -> bool:
+        """False while the notification state cannot be written."""
+        return self._save_error is None
+
     def save(self) -> None:
         data: dict[str, Any] = {
             "dispatcher": self.dispatcher.to_json(),
@@ -254,6 +261,7 @@ class Notifier:
         try:
             self.state.save(data)
         except OSError as exc:
+            self._state_failures.inc(("notifications",))
             if exc.strerror != self._save_error:  # once per kind of failure, not every second
                 log.error(
                     "cannot write notification state",

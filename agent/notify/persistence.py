@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from agent.support.atomicfile import write_atomic
 
 log = logging.getLogger("chatwatch.notify")
 
@@ -56,18 +57,4 @@ class StateFile:
 
     def save(self, data: dict[str, Any]) -> None:
         """Atomic replace: temp file in the same folder, fsync, rename, fsync the folder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        body = orjson.dumps({"version": VERSION, **data})
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.path, orjson.dumps({"version": VERSION, **data}), 0o600)

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from agent.support.atomicfile import write_atomic, write_failures
 from agent.support.selfmetrics import SelfMetrics
 
 log = logging.getLogger("chatwatch.checkpoint")
@@ -89,6 +90,7 @@ class Checkpoints:
             "chatwatch_checkpoint_write_failures_total",
             "Checkpoint writes that failed (the previous file is kept).",
         )
+        self._state_failures = write_failures(stats)
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -134,28 +136,12 @@ class Checkpoints:
             del entry["source"]
             doc["sources"].setdefault(source, {})[key] = entry
         data = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            write_atomic(self.path, data)
         except OSError as exc:
             self._failures.inc()
+            self._state_failures.inc(("checkpoints",))
             log.error("cannot write checkpoints", extra={"path": str(self.path), "error": str(exc)})
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             return False
         self._writes.inc()
         self._dirty = False
