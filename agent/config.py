@@ -117,6 +117,24 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "(root)"
 
 
+def _yaml_type(value: Any) -> str:
+    """What YAML made of a value, in the user's words (the value itself is not shown: it
+    may be a secret)."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
 def _friendly(err: Mapping[str, Any]) -> str:
     kind = err.get("type", "")
     msg = str(err.get("msg", ""))
@@ -126,6 +144,13 @@ def _friendly(err: Mapping[str, Any]) -> str:
         return "required key is missing"
     if kind == "literal_error":
         return msg.replace("Input should be", "expected one of")
+    if kind.endswith(("_type", "_parsing")) and "input" in err:
+        got = err["input"]
+        expected = msg.split(",")[0].replace("Input should be", "expected")
+        text = f"{expected}; got {_yaml_type(got)}"
+        if kind == "string_type" and isinstance(got, int | float | bool):
+            text += ' (quote it, as in "5", if it is meant as text)'
+        return text
     return msg.removeprefix("Value error, ")
 
 

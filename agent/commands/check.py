@@ -8,6 +8,8 @@ config models, then the rule files, then what each section needs from the filesy
 from __future__ import annotations
 
 import argparse
+import glob
+import os
 import sys
 
 from agent.alerting.rule_file import RuleError, load_rule_files
@@ -23,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def main(args: argparse.Namespace) -> int:
-    problems = check_all(args.config)
+    problems, warnings = check_config(args.config)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     if problems:
         for p in problems:
             print(p, file=sys.stderr)
@@ -35,15 +39,57 @@ def main(args: argparse.Namespace) -> int:
 
 def check_all(path: str) -> list[str]:
     """Every problem in the config at `path` and in what it references."""
+    return check_config(path)[0]
+
+
+def check_config(path: str) -> tuple[list[str], list[str]]:
+    """(problems, warnings): a problem stops the agent from working as configured; a
+    warning is worth a look but may be fine (a log file that does not exist yet)."""
     try:
         cfg = load(path)
     except ConfigError as exc:
-        return exc.problems
-    return [
+        return exc.problems, []
+    problems = [
         *check_rule_files(cfg),
         *check_alerting(cfg.alerting),
         *check_server(cfg.server, cfg.base_dir),
+        *check_state_dir(path, cfg),
     ]
+    return problems, unmatched_globs(path, cfg)
+
+
+def check_state_dir(file: str, cfg: Config) -> list[str]:
+    """The state folder (checkpoints, alerts, notifications) must be writable, or be
+    creatable in a writable folder. Nothing is created: `check` has no side effects."""
+    wanted = cfg.resolve(cfg.state_dir)
+    existing = wanted
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        reason = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"{existing} is not writable"
+    else:
+        return []
+    return [
+        f"{file}: state_dir: cannot write checkpoints and alert state to {wanted}: {reason} "
+        "(mount a writable volume there, or set state_dir)"
+    ]
+
+
+def unmatched_globs(file: str, cfg: Config) -> list[str]:
+    """Sources whose globs match no file yet: fine when the chatbot has not logged yet,
+    a typo otherwise."""
+    warnings = []
+    for i, src in enumerate(cfg.sources):
+        if src.stdin or any(glob.glob(str(cfg.resolve(p))) for p in src.paths):
+            continue
+        patterns = ", ".join(str(cfg.resolve(p)) for p in src.paths)
+        warnings.append(
+            f"{file}: sources[{i}].paths: no file matches {patterns} yet; it is read once it "
+            "appears"
+        )
+    return warnings
 
 
 def check_rule_files(cfg: Config) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -64,3 +65,19 @@ class Model(BaseModel):
 
 
 Secret = SecretStr
+
+
+def http_url(value: str) -> str:
+    """A URL chatwatch will POST to: `http://` or `https://` and a host. Raises ValueError
+    without echoing the value, since webhook URLs are secrets (Slack's carries its token)."""
+    parsed = urlsplit(value.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        shown = f"scheme {parsed.scheme!r}" if parsed.scheme else "text that is not a URL"
+        raise ValueError(f"expected an http:// or https:// URL, got {shown} (value not shown)")
+    return value
+
+
+def secret_http_url(value: SecretStr) -> SecretStr:
+    """`http_url` for a secret field."""
+    http_url(value.get_secret_value())
+    return value

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from agent.notify.common_config import IntegrationConfig
+from agent.support.configmodel import secret_http_url
 
 
 class SlackConfig(IntegrationConfig):
@@ -21,3 +22,5 @@ class SlackConfig(IntegrationConfig):
     link_names: bool = False
     max_per_second: float = Field(default=1.0, gt=0)
     """Slack allows about one message per second per webhook."""
+
+    _api_url_is_http = field_validator("api_url")(secret_http_url)

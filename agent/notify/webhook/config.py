@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from agent.notify.common_config import BasicAuth, IntegrationConfig
+from agent.support.configmodel import secret_http_url
 
 
 class WebhookConfig(IntegrationConfig):
@@ -22,3 +23,5 @@ class WebhookConfig(IntegrationConfig):
     """HMAC-SHA256 of the body, sent as `<signature_header>: sha256=<hex>`."""
     signature_header: str = "X-Chatwatch-Signature"
     basic_auth: BasicAuth | None = None
+
+    _url_is_http = field_validator("url")(secret_http_url)
