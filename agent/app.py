@@ -24,7 +24,10 @@ from agent.config import Config, ConfigError, load
 from agent.metrics.exposition import collector
 from agent.notify.notifier import Notifier
 from agent.pipeline import Pipeline, load_rules
-from agent.server.serve import serve
+from agent.server import tls
+from agent.server.config import ServerError
+from agent.server.routes import ReloadStatus
+from agent.server.serve import Server
 from agent.sources.checkpoint import Checkpoints
 from agent.sources.config import SourceConfig
 from agent.sources.stdin import StdinSource
@@ -87,6 +90,7 @@ class Agent:
         self._sources_opened = False
         self._reload_lock = asyncio.Lock()
         self.server_started = asyncio.Event()
+        self.server = Server(cfg.server, self, base_dir=cfg.base_dir)
         self._tg: asyncio.TaskGroup | None = None
 
     # -- ServerHandlers ----------------------------------------------------------------
@@ -101,7 +105,7 @@ class Agent:
             and self.notifier.state_ok
         )
 
-    async def reload(self) -> tuple[bool, str]:
+    async def reload(self) -> tuple[ReloadStatus, str]:
         async with self._reload_lock:
             return await self._reload()
 
@@ -131,7 +135,7 @@ class Agent:
                 self._tg = tg
                 self._start_sources(tg, self.cfg)
                 tg.create_task(
-                    serve(self.cfg.server, self, self.server_started, base_dir=self.cfg.base_dir),
+                    self.server.run(self.server_started),
                     name="server",
                 )
                 tg.create_task(self._evaluate_forever(), name="rules")
@@ -219,32 +223,44 @@ class Agent:
         if self._tg is not None:
             self._tg.create_task(self.reload(), name="reload")
 
-    async def _reload(self) -> tuple[bool, str]:
-        """Load the file again; a config that fails validation is logged and the running kept."""
+    async def _reload(self) -> tuple[ReloadStatus, str]:
+        """Load the file again; a config that fails validation is logged and the running kept.
+
+        Everything that can be checked is checked before anything is applied: the config,
+        the rule files, the server's TLS files."""
         try:
             cfg = load(self.config_path)
-            self.pipeline.reload(cfg.metrics, load_rules(cfg), cfg.evaluation_interval)
-        except (ConfigError, RuleError) as exc:
+            groups = load_rules(cfg)
+            tls.server_context(cfg.server, cfg.base_dir)
+            self.pipeline.reload(cfg.metrics, groups, cfg.evaluation_interval)
+        except (ConfigError, RuleError, ServerError) as exc:
+            problems = exc.problems if not isinstance(exc, ServerError) else [str(exc)]
             self._reloads.inc(("failure",))
             self._reload_ok.set((), 0.0)
             log.error(
                 "config reload failed; keeping the running config",
-                extra={"problems": exc.problems},
+                extra={"problems": problems},
             )
-            return False, "\n".join(exc.problems)
+            return "failed", "\n".join(problems)
         old = self.cfg
         self.cfg = cfg
+        restart = self.server.apply(cfg.server, cfg.base_dir)
         self.notifier.reload(cfg.alerting)
         if resolve_sources(cfg) != resolve_sources(old):
             await self._stop_sources()
             self._save_checkpoints()
             assert self._tg is not None  # reloads run inside run()
             self._start_sources(self._tg, cfg)
-        self._reloads.inc(("success",))
         self._reload_ok.set((), 1.0)
         self._reload_ts.set((), time.time())
+        if restart:
+            self._reloads.inc(("needs_restart",))
+            message = f"config reloaded, except {' and '.join(restart)}: that needs a restart"
+            log.warning(message, extra={"config": self.config_path, "keys": restart})
+            return "needs_restart", message
+        self._reloads.inc(("success",))
         log.info("config reloaded", extra={"config": self.config_path})
-        return True, "config reloaded"
+        return "ok", "config reloaded"
 
 
 class _Stopped(Exception):

@@ -46,7 +46,7 @@ class Handlers:
         self.lines.inc(("chatbot",), 3)
         self.collectors: list[Collector] = collectors if collectors is not None else [self.stats]
         self.ready = False
-        self.reload_result: tuple[bool, str] | BaseException = (True, "config reloaded")
+        self.reload_result: tuple[str, str] | BaseException = ("ok", "config reloaded")
         self.reloads = 0
         self.alerts: dict[str, Any] = {"alerts": []}
         self.rules: dict[str, Any] = {"groups": []}
@@ -54,7 +54,7 @@ class Handlers:
     def is_ready(self) -> bool:
         return self.ready
 
-    async def reload(self) -> tuple[bool, str]:
+    async def reload(self) -> tuple[str, str]:
         self.reloads += 1
         if isinstance(self.reload_result, BaseException):
             raise self.reload_result

@@ -169,7 +169,7 @@ async def test_reload_success_calls_the_handler_once() -> None:
 
 async def test_reload_failure_returns_500_with_the_reason() -> None:
     handlers = Handlers()
-    handlers.reload_result = (False, "cw.yaml: metrics[2].buckets: expected a list of numbers")
+    handlers.reload_result = ("failed", "cw.yaml: metrics[2].buckets: expected a list of numbers")
     async with client_of(handlers) as client:
         r = await client.post("/-/reload")
     assert r.status_code == 500

@@ -17,7 +17,7 @@ import pytest
 import trustme
 
 from agent.server.config import ServerConfig, ServerError
-from agent.server.serve import Server, serve
+from agent.server.serve import Server
 from agent.server.tls import check
 from tests.server_support import Handlers, running
 
@@ -100,17 +100,18 @@ async def test_port_in_use_is_a_server_error_not_an_exit() -> None:
         cfg = ServerConfig(listen=f"127.0.0.1:{port}")
         started = asyncio.Event()
         with pytest.raises(ServerError, match=f"cannot listen on 127.0.0.1:{port}"):
-            await serve(cfg, Handlers(), started)
+            await Server(cfg, Handlers()).run(started)
         assert not started.is_set()
 
 
 async def test_serve_sets_started_once_listening_and_stops_on_cancel() -> None:
-    # serve() with a fixed port, as agent.app calls it.
+    # a fixed port, as agent.app runs it
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     started = asyncio.Event()
-    task = asyncio.create_task(serve(ServerConfig(listen=f"127.0.0.1:{port}"), Handlers(), started))
+    server = Server(ServerConfig(listen=f"127.0.0.1:{port}"), Handlers())
+    task = asyncio.create_task(server.run(started))
     await asyncio.wait_for(started.wait(), timeout=20)
     async with httpx.AsyncClient() as client:
         r = await client.get(f"http://127.0.0.1:{port}/-/healthy")
@@ -167,7 +168,7 @@ async def test_serves_in_the_agents_loop_and_leaves_sigterm_and_sighup_to_the_ag
             assert (await client.get("/-/healthy")).status_code == 200
 
             await send(signal.SIGHUP, hup_seen)
-            assert await reloads[-1] == (True, "config reloaded")
+            assert await reloads[-1] == ("ok", "config reloaded")
             await send(signal.SIGTERM, term_seen)
             assert handlers.reloads == 1
         # SIGTERM reached the agent, and the server keeps taking connections until told to stop.

@@ -6,7 +6,8 @@ Prometheus' spellings, so probes and tools written for it work unchanged:
     GET  /metrics          Prometheus text 0.0.4, or OpenMetrics when Accept asks; gzip
     GET  /-/healthy        200 while the process serves
     GET  /-/ready          200 once handlers.is_ready(), else 503
-    POST /-/reload         handlers.reload(); 200, or 500 with the reason
+    POST /-/reload         handlers.reload(); 200, 500 with the reason, or 409 when a
+                           setting changed that needs a restart (the rest is applied)
     GET  /api/v1/alerts    {"status": "success", "data": handlers.alerts_api()}
     GET  /api/v1/rules     {"status": "success", "data": handlers.rules_api()}
 
@@ -20,7 +21,7 @@ import asyncio
 import gzip
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 from prometheus_client.exposition import choose_encoder
@@ -42,6 +43,12 @@ OFFLOAD_BYTES = 64 * 1024
 """Encoding larger than this (estimated from the sample count) runs in a worker thread."""
 
 
+ReloadStatus = Literal["ok", "failed", "needs_restart"]
+"""What a reload did: applied; rejected (the running config is kept); applied except for
+settings that only a restart can change (the listen address)."""
+_RELOAD_HTTP_STATUS = {"ok": 200, "failed": 500, "needs_restart": 409}
+
+
 class ServerHandlers(Protocol):
     """What the server asks of the running agent (implemented by agent.app)."""
 
@@ -50,7 +57,7 @@ class ServerHandlers(Protocol):
 
     def is_ready(self) -> bool: ...
 
-    async def reload(self) -> tuple[bool, str]: ...
+    async def reload(self) -> tuple[ReloadStatus, str]: ...
 
     def alerts_api(self) -> dict[str, Any]: ...
 
@@ -62,7 +69,8 @@ class App:
 
     def __init__(self, handlers: ServerHandlers, auth: BasicAuth | None = None) -> None:
         self.handlers = handlers
-        self._auth = auth
+        self.auth = auth
+        """Swapped by a reload that changes `server.basic_auth`."""
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(_HandlersCollector(handlers))
         self._reload_lock = asyncio.Lock()
@@ -98,13 +106,10 @@ class App:
         if route is None:
             return _Response.text(404, "Not Found\n")
         methods, needs_auth, handler = route
-        if (
-            needs_auth
-            and self._auth is not None
-            and not self._auth.allows(_header(scope, b"authorization"))
-        ):
+        auth = self.auth
+        if needs_auth and auth is not None and not auth.allows(_header(scope, b"authorization")):
             response = _Response.text(401, "Unauthorized\n")
-            response.headers.append((b"www-authenticate", self._auth.challenge))
+            response.headers.append((b"www-authenticate", auth.challenge))
             return response
         if scope["method"] not in methods:
             response = _Response.text(405, f"Method Not Allowed: use {' or '.join(methods)}\n")
@@ -122,14 +127,15 @@ class App:
 
     async def _reload(self, scope: Scope) -> _Response:
         async with self._reload_lock:  # one reload at a time; a second waits for the first
+            status: ReloadStatus
             try:
-                ok, message = await self.handlers.reload()
+                status, message = await self.handlers.reload()
             except Exception as exc:  # the handler's bug must not kill the server
                 log.exception("reload handler failed")
-                ok, message = False, f"{type(exc).__name__}: {exc}"
-        if ok:
-            return _Response.text(200, (message or "Reloaded") + "\n")
-        return _Response.text(500, f"failed to reload config: {message}\n")
+                status, message = "failed", f"{type(exc).__name__}: {exc}"
+        if status == "failed":
+            message = f"failed to reload config: {message}"
+        return _Response.text(_RELOAD_HTTP_STATUS[status], (message or "Reloaded") + "\n")
 
     async def _alerts(self, scope: Scope) -> _Response:
         return self._api(self.handlers.alerts_api)

@@ -59,6 +59,38 @@ class Server:
         self.handlers = handlers
         self.base_dir = base_dir
         self.address: tuple[str, int] | None = None
+        self._app = App(handlers, _auth(cfg))
+        self._ssl_context: ssl.SSLContext | None = None
+
+    def apply(self, cfg: ServerConfig, base_dir: Path | None = None) -> list[str]:
+        """Apply a reloaded `server:` section to the running server; return the keys that
+        changed but only a restart can apply (the listen address, TLS switched on or off,
+        client-certificate settings).
+
+        Basic-auth users and passwords (a rotated `password_file` included) apply at once.
+        The certificate and key are read again on every reload and used for every new
+        connection, so a certificate rotated in place (cert-manager) needs no restart.
+        Raises ServerError, changing nothing, when the new TLS files are unusable."""
+        old = self.cfg
+        fresh = tls.server_context(cfg, base_dir)  # validates the files first
+        restart = []
+        if (cfg.host, cfg.port) != (old.host, old.port):
+            restart.append("server.listen")
+        if (cfg.tls is None) != (old.tls is None):
+            restart.append("server.tls")
+        elif cfg.tls is not None and old.tls is not None:
+            kept = ("client_ca_file", "client_auth_type", "min_version")
+            if any(getattr(cfg.tls, k) != getattr(old.tls, k) for k in kept):
+                restart.append("server.tls")
+            elif self._ssl_context is not None and fresh is not None:
+                self._ssl_context.load_cert_chain(
+                    tls.resolve(cfg.tls.cert_file, base_dir),
+                    tls.resolve(cfg.tls.key_file, base_dir),
+                )
+        self._app.auth = _auth(cfg)
+        self.base_dir = base_dir
+        self.cfg = cfg if not restart else old.model_copy(update={"basic_auth": cfg.basic_auth})
+        return restart
 
     @property
     def port(self) -> int:
@@ -83,10 +115,7 @@ class Server:
         """Serve until cancelled; set `started` once listening. Raises ServerError when
         the address cannot be bound or the TLS files are unusable."""
         cfg = self.cfg
-        ssl_context = tls.server_context(cfg, self.base_dir)
-        auth = None
-        if cfg.basic_auth is not None:
-            auth = BasicAuth(cfg.basic_auth.username, cfg.basic_auth.password.get_secret_value())
+        ssl_context = self._ssl_context = tls.server_context(cfg, self.base_dir)
         sock = _bind(cfg.host, cfg.port)
         host, port = sock.getsockname()[:2]
         self.address = (host, port)
@@ -94,7 +123,7 @@ class Server:
         # closes it when it stops, so ours lets go without closing it.
         config = self._hypercorn_config(sock.detach(), ssl_context)
         # App speaks ASGI 3 with plain mappings; hypercorn types the same with TypedDicts.
-        app = cast("ASGIFramework", App(self.handlers, auth))
+        app = cast("ASGIFramework", self._app)
         stop = asyncio.Event()
         serving = asyncio.create_task(
             hypercorn_serve(app, config, shutdown_trigger=stop.wait, mode="asgi"),
@@ -105,7 +134,7 @@ class Server:
             extra={
                 "url": f"{self.url}/metrics",
                 "tls": ssl_context is not None,
-                "basic_auth": auth is not None,
+                "basic_auth": self._app.auth is not None,
             },
         )
         started.set()  # the socket listens: connections wait in its backlog until accepted
@@ -130,19 +159,10 @@ class Server:
         return config
 
 
-async def serve(
-    cfg: ServerConfig,
-    handlers: ServerHandlers,
-    started: asyncio.Event,
-    *,
-    base_dir: Path | None = None,
-) -> None:
-    """Serve the endpoints on cfg.listen until cancelled; set `started` once listening.
-
-    Raises ServerError when the address cannot be bound or the TLS files are unusable.
-    Use `Server` directly to learn the bound port (listen port 0).
-    """
-    await Server(cfg, handlers, base_dir=base_dir).run(started)
+def _auth(cfg: ServerConfig) -> BasicAuth | None:
+    if cfg.basic_auth is None:
+        return None
+    return BasicAuth(cfg.basic_auth.username, cfg.basic_auth.password.get_secret_value())
 
 
 class _Config(HypercornConfig):
