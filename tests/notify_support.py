@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import email
 import email.policy
 import json
@@ -31,6 +32,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from agent.alerting.alert import Alert
 from agent.notify.config import AlertingConfig
+from agent.notify.notification import Notification
 from agent.notify.notifier import Notifier
 from agent.support.selfmetrics import SelfMetrics
 
@@ -113,7 +115,11 @@ class HookServer:
         ThreadingHTTPServer.allow_reuse_address = True
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # stop() waits for serve_forever to look at its shutdown flag: every 50 ms, not
+        # the default 0.5 s, which every test would pay at teardown.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -137,6 +143,28 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: st
             return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}: last={last!r}")
+
+
+async def settled(
+    notifier: Notifier, horizon: float = 60.0, timeout: float = 20.0
+) -> list[Notification]:
+    """Until every delivery queue is empty; then what the notifier would still send in
+    the next `horizon` seconds if no alert changed (nothing, in a test that passes).
+
+    This replaces sleeping "to see that nothing more happens". An empty queue has
+    nothing to retry (its head stays queued until delivered or given up), and the
+    dispatcher is pure: its group timers are driven through the horizon on a copy of
+    it, so its next decisions are computed rather than waited for.
+    """
+    await wait_for(
+        lambda: all(not q.items for q in notifier.queues.values()), timeout, "every queue empty"
+    )
+    dispatcher = copy.deepcopy(notifier.dispatcher)
+    now = time.time()
+    planned: list[Notification] = []
+    while (due := dispatcher.next_deadline()) is not None and due <= now + horizon:
+        planned += dispatcher.flush_due(max(due, now))
+    return planned
 
 
 def alerting(doc: str) -> AlertingConfig:

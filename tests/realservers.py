@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def free_port() -> int:
@@ -88,6 +89,39 @@ class Chatwatch:
 
     def metrics(self) -> str:
         return httpx.get(f"{self.url}/metrics", timeout=5).text
+
+    def samples(self, name: str, **labels: str) -> list[float]:
+        """The values of `name` on /metrics, of every series that has these labels."""
+        return [
+            sample.value
+            for family in text_string_to_metric_families(self.metrics())
+            for sample in family.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        ]
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        """The value of the one series `name{labels}` on /metrics; None if it is not there."""
+        values = self.samples(name, **labels)
+        assert len(values) <= 1, f"{name}{labels} matches {len(values)} series"
+        return values[0] if values else None
+
+    def wait_evaluated(self, after: float, timeout: float = 20.0) -> float:
+        """Until every rule group was evaluated at `after` (Unix time) or later; returns
+        the time of the oldest of those evaluations.
+
+        The barrier "the rules have seen it": an evaluation at or after `after` began
+        after it, so it saw everything /metrics showed before `after`. Wait on this
+        instead of sleeping for an evaluation interval or two.
+        """
+
+        def evaluated() -> float | None:
+            times = self.samples("chatwatch_rule_group_last_evaluation_timestamp_seconds")
+            return min(times) if times and min(times) >= after else None
+
+        when: float = wait_until(
+            evaluated, timeout, interval=0.05, what=f"an evaluation after {after}"
+        )
+        return when
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         assert self.proc is not None

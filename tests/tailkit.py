@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import signal
 import sys
@@ -98,6 +99,51 @@ class Running:
         """The label sets counted so far (counters start at 0 for every reason: left out)."""
         family = self.stats.family(name)
         return {} if family is None else {k: v for k, v in family.values.items() if v}
+
+    def handed_on(self, path: Path | str) -> int | None:
+        """How far the file now at `path` was handed on: its live checkpoint's offset.
+
+        The checkpoint advances only after the sink returned, to just past the last line
+        handed on. None while the source is not reading that file: not found yet, or
+        held unread as a possible copy of a file still open (see `agent/sources/tail.py`).
+        """
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        name = self.source.cfg.name
+        for cp in self.checkpoints.for_source(name):
+            if (cp.dev, cp.ino) == (st.st_dev, st.st_ino) and self.checkpoints.is_live(
+                name, cp.key
+            ):
+                return cp.offset
+        return None
+
+    def behind(self) -> dict[str, tuple[int | None, int]]:
+        """Files matching the source's globs not handed on up to their end: (offset, size)."""
+        out: dict[str, tuple[int | None, int]] = {}
+        for pattern in self.source.cfg.paths:
+            for path in glob.glob(os.path.abspath(pattern), recursive=True):
+                try:
+                    size = os.stat(path).st_size
+                except OSError:
+                    continue  # vanished
+                offset = self.handed_on(path)
+                if size and offset != size:
+                    out[path] = (offset, size)
+        return out
+
+    async def caught_up(self, timeout: float = 20.0) -> None:
+        """Until every file matching the globs was handed on up to its current size.
+
+        The barrier "everything up to offset N was processed", instead of sleeping to
+        see that nothing more happens: once it holds, every line on disk went through
+        the sink, and a copy the source held back has been judged (it counts only once
+        it is read from where it continues). Nothing more can then be handed on unless
+        a file changes, or a partial line times out (a file ending in one never
+        catches up). Files drained after they left the globs are not checked.
+        """
+        await wait_until(lambda: not self.behind(), timeout, lambda: f"behind: {self.behind()}")
 
 
 @asynccontextmanager

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.notify_support import HookServer
-from tests.realservers import free_port, running_chatwatch, wait_until
+from tests.realservers import Chatwatch, free_port, running_chatwatch, wait_until
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
@@ -40,6 +40,18 @@ def hook() -> Iterator[HookServer]:
     server.stop()
 
 
+def settle(cw: Chatwatch) -> None:
+    """Until the rules have evaluated what /metrics shows now, the notifier's group has
+    ticked since (every 100 ms: before the next evaluation, 200 ms later) and nothing is
+    queued: a notification that evaluation caused has been delivered by then."""
+    seen = cw.wait_evaluated(time.time())
+    cw.wait_evaluated(seen + 0.1)
+    wait_until(
+        lambda: cw.sample("chatwatch_notification_queue_length", receiver="hook") == 0,
+        what="nothing queued",
+    )
+
+
 def test_agent_restart_while_firing_sends_no_duplicate_and_later_resolve(
     tmp_path: Path, hook: HookServer
 ) -> None:
@@ -56,8 +68,9 @@ server: {{listen: "127.0.0.1:{port}"}}
 metrics:
   - {{name: chatbot_queue_length, type: gauge, match: {{event: queue}}, value: length}}
 rule_files: ["rules.yml"]
+evaluation_interval: 200ms
 alerting:
-  route: {{receiver: hook, group_by: [alertname], group_interval: 500ms}}
+  route: {{receiver: hook, group_by: [alertname], group_interval: 100ms}}
   receivers: [{{name: hook, webhook_configs: [{{url: "{hook.url}"}}]}}]
 """)
 
@@ -75,11 +88,11 @@ alerting:
         wait_until(
             lambda: "chatbot_queue_length 60" in cw.metrics(), what="new value seen by the agent"
         )
-        time.sleep(3)  # several evaluations and group ticks
+        settle(cw)  # the rules reported it firing again, the notifier's group ticked
         assert [b["status"] for b in hook.bodies()] == ["firing"]
         write(0)
         wait_until(lambda: len(hook.requests) >= 2, what="resolved message")
-        time.sleep(1)
+        settle(cw)
     bodies = hook.bodies()
     assert [b["status"] for b in bodies] == ["firing", "resolved"]
     assert bodies[0]["alerts"][0]["fingerprint"] == bodies[1]["alerts"][0]["fingerprint"]
@@ -109,6 +122,7 @@ server: {{listen: "127.0.0.1:{port}"}}
 metrics:
   - {{name: chatbot_queue_length, type: gauge, match: {{event: queue}}, value: length}}
 rule_files: ["rules.yml"]
+evaluation_interval: 200ms
 """)
 
     def alerts(cw: Any) -> list[dict[str, Any]]:

@@ -18,7 +18,16 @@ import pytest
 
 from agent.alerting.alert import Alert
 from agent.support.selfmetrics import SelfMetrics
-from tests.notify_support import HookServer, alerting, fire, metric, resolve, running, wait_for
+from tests.notify_support import (
+    HookServer,
+    alerting,
+    fire,
+    metric,
+    resolve,
+    running,
+    settled,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -68,7 +77,7 @@ delivery: {{initial_backoff: 200ms, max_backoff: 1s}}
             )
             hook.start()
             await wait_for(lambda: len(hook.requests) >= 5, what="all changes delivered")
-            await asyncio.sleep(1.5)  # nothing more may follow
+            assert await settled(n) == []  # nothing more may follow
             await wait_for(
                 lambda: metric(stats, "chatwatch_notification_queue_length", "hook") == 0,
                 what="queue empty",

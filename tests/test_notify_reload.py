@@ -13,7 +13,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from agent.support.selfmetrics import SelfMetrics
-from tests.notify_support import HookServer, alerting, fire, running, wait_for
+from tests.notify_support import HookServer, alerting, fire, running, settled, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,11 +56,12 @@ async def test_reload_reroutes_firing_alert_without_repeating_it(
         n.send([web, dba], now)
         await wait_for(lambda: len(default.requests) >= 2, what="both alerts to default")
         n.reload(alerting(config(default.url, db.url, True)))
-        for _ in range(10):
-            n.send([web, dba], time.time())
-            await asyncio.sleep(0.1)
-        await wait_for(lambda: db.requests, what="db alert to the new db receiver")
-        await asyncio.sleep(0.5)
+        # Evaluations every 100 ms go on until the db alert reached the new db receiver.
+        async with asyncio.timeout(20):
+            while not db.requests:
+                n.send([web, dba], time.time())
+                await asyncio.sleep(0.1)
+        assert await settled(n) == []  # and nothing already announced goes out again
     assert sorted(b["groupLabels"]["alertname"] for b in default.bodies()) == [
         "Latency",
         "SlowQueries",

@@ -15,7 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.notify_support import HookServer, alerting, fire, resolve, running, wait_for
+from agent.support.selfmetrics import SelfMetrics
+from tests.notify_support import (
+    HookServer,
+    alerting,
+    fire,
+    metric,
+    resolve,
+    running,
+    settled,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -50,13 +60,14 @@ async def test_restart_sends_no_duplicate_firing_and_delivers_later_resolve(
     async with running(cfg, tmp_path) as n:
         # The restarted rule engine reports the same alert again (new start time even).
         refired = fire("HighLatency", time.time(), route="/chat")
-        for _ in range(15):
+        for _ in range(3):
             n.send([refired], time.time())
             await asyncio.sleep(0.1)
+        assert await settled(n) == []  # nothing queued, nothing due while it fires on
         assert len(hook.requests) == 1
         n.send([resolve(refired, time.time())], time.time())
         await wait_for(lambda: len(hook.requests) >= 2, what="resolved message")
-        await asyncio.sleep(0.6)
+        assert await settled(n) == []
     statuses = [b["status"] for b in hook.bodies()]
     assert statuses == ["firing", "resolved"]
 
@@ -79,16 +90,22 @@ async def test_restart_resolves_alert_no_longer_reported(tmp_path: Path, hook: H
 async def test_undelivered_notification_survives_restart(tmp_path: Path) -> None:
     hook = HookServer()  # down during the first run
     cfg = alerting(config(hook.url))
+    stats = SelfMetrics()
     t0 = time.time()
-    async with running(cfg, tmp_path) as n:
+    async with running(cfg, tmp_path, stats) as n:
         n.send([fire("AuthFailures", t0)], t0)
         await wait_for(lambda: n.queues["hook/webhook[0]"].items, what="queued")
-        await asyncio.sleep(0.5)
+        await wait_for(
+            lambda: metric(
+                stats, "chatwatch_notifications_failed_total", "hook", "webhook", "connection"
+            ),
+            what="a failed attempt",
+        )
     hook.start()
     try:
         async with running(cfg, tmp_path) as n:
             await wait_for(lambda: hook.requests, what="delivery after restart")
-            await asyncio.sleep(0.8)
+            assert await settled(n) == []
     finally:
         hook.stop()
     assert [b["status"] for b in hook.bodies()] == ["firing"]

@@ -90,11 +90,15 @@ def test_three_errors_of_a_new_type_fire_live(tmp_path: Path) -> None:
         with log.open("a") as f:
             f.write(line(time.time()))
         wait_until(lambda: "chatbot_lines_total 1.0" in cw.metrics(), what="first line")
-        time.sleep(1.5)  # the rules have seen the bot before its first error
-        for _ in range(3):
+        cw.wait_evaluated(time.time())  # the rules have seen the bot before its first error
+        for n in range(1, 4):
             with log.open("a") as f:
                 f.write(line(time.time(), "error", "timeout"))
-            time.sleep(1.2)  # one error per evaluation
+            wait_until(
+                lambda n=n: cw.sample("chatbot_errors_total", error_type="timeout") == n,
+                what=f"error {n} counted",
+            )
+            cw.wait_evaluated(time.time())  # one error per evaluation
         (alert,) = wait_until(lambda: alerts(cw), what="RepeatedError")
         assert alert["labels"] == {"alertname": "RepeatedError", "error_type": "timeout"}
         assert float(alert["value"]) == 3.0

@@ -8,7 +8,6 @@ a source's first run only.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import orjson
@@ -37,7 +36,7 @@ async def test_resumes_at_the_checkpoint(tmp_path: Path) -> None:
         async with running_source(cfg, checkpoint) as second:
             await writer.do("write w 1500 500")
             await second.sink.wait_for(1000)
-            await asyncio.sleep(0.3)
+            await second.caught_up()
         assert first.sink.numbers() == list(range(1000))
         assert second.sink.numbers() == list(range(1000, 2000)), second.sink.summary()
     finally:
@@ -68,7 +67,7 @@ async def test_rotations_while_down_are_followed(tmp_path: Path) -> None:
         )
         async with running_source(cfg, checkpoint) as second:
             await second.sink.wait_for(2000)
-            await asyncio.sleep(0.5)
+            await second.caught_up()
         assert sorted(second.sink.numbers()) == list(range(1000, 3000)), second.sink.summary()
     finally:
         await writer.close()
@@ -88,7 +87,7 @@ async def test_file_replaced_while_down_is_read_from_the_start(tmp_path: Path) -
         await writer.do(f"unlink {log}", "close w", f"open w {log}", "write w 3000 3000")
         async with running_source(cfg, checkpoint) as second:
             await second.sink.wait_for(3000)
-            await asyncio.sleep(0.3)
+            await second.caught_up()
         assert first.sink.numbers() == list(range(2000, 2010))
         assert second.sink.numbers() == list(range(3000, 6000)), second.sink.summary()
     finally:

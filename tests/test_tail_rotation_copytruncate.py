@@ -12,7 +12,6 @@ here writes nothing in between, so that the tests measure the agent, not logrota
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from tests.tailkit import running_source, source_config, wait_until
@@ -33,7 +32,8 @@ async def test_unread_lines_are_taken_from_the_copy(tmp_path: Path) -> None:
                 "write w 1000 500", f"copy {log} {log}.1", "truncate w", "write w 1500 1000"
             )
             await src.sink.wait_for(2500)
-            await asyncio.sleep(1.5)  # past rotate_wait: a late re-read of the copy would show
+            # Both files handed on to their end: the copy was judged (no late re-read).
+            await src.caught_up()
             assert src.metric("chatwatch_rotations_total", "app", "truncate") == 1
         assert sorted(src.sink.numbers()) == list(range(2500)), src.sink.summary(2500)
     finally:
@@ -50,10 +50,10 @@ async def test_copy_seen_before_the_truncation_waits_for_it(tmp_path: Path) -> N
             await src.sink.wait_for(1000)
             await writer.do(f"copy {log} {log}.1")
             await wait_until(lambda: src.metric("chatwatch_files_watched", "app") == 2)
-            await asyncio.sleep(0.3)
+            assert src.handed_on(f"{log}.1") is None  # held unread while app.log holds it too
             await writer.do("truncate w", "write w 1000 1000")
             await src.sink.wait_for(2000)
-            await asyncio.sleep(1.0)
+            await src.caught_up()
         assert sorted(src.sink.numbers()) == list(range(2000)), src.sink.summary(2000)
     finally:
         await writer.close()
@@ -70,10 +70,10 @@ async def test_a_plain_copy_of_a_live_file_is_not_read_twice(tmp_path: Path) -> 
             await src.sink.wait_for(1000)
             await writer.do(f"copy {log} {log}.bak", "write w 1000 1000")
             await src.sink.wait_for(2000)
-            await asyncio.sleep(1.5)
+            await src.caught_up()  # the copy was judged a duplicate: read from its end on
             await writer.do(f"open bak {log}.bak", "write bak 2000 10")  # appended: new
             await src.sink.wait_for(2010)
-            await asyncio.sleep(0.5)
+            await src.caught_up()
         assert sorted(src.sink.numbers()) == list(range(2010)), src.sink.summary(2010)
     finally:
         await writer.close()
@@ -91,7 +91,7 @@ async def test_copy_outside_the_globs_with_the_agent_caught_up(tmp_path: Path) -
             # agent must see the truncation by content, not by the size shrinking.
             await writer.do(f"copy {log} {log}.1", "truncate w", "write w 1000 2000")
             await src.sink.wait_for(3000)
-            await asyncio.sleep(0.3)
+            await src.caught_up()
             assert src.metric("chatwatch_rotations_total", "app", "truncate") == 1
         assert sorted(src.sink.numbers()) == list(range(3000)), src.sink.summary(3000)
     finally:

@@ -17,7 +17,6 @@ the old offset, finding unread lines in the copy - is the agent's job and is mea
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -79,8 +78,9 @@ async def test_torture_200k_lines_random_rotations(
                 else:
                     raise AssertionError(f"writer: {msg}")
             await src.sink.wait_for(TOTAL, timeout=60)
-            # Late duplicates would come from copies judged after rotate_wait: wait past it.
-            await asyncio.sleep(2.5)
+            # Late duplicates would come from copies judged after rotate_wait: wait until
+            # every file, copies included, was judged and handed on to its end.
+            await src.caught_up(timeout=30)
             rotations = src.samples("chatwatch_rotations_total")
         numbers = src.sink.numbers()
         assert len(numbers) == TOTAL and set(numbers) == set(range(TOTAL)), (

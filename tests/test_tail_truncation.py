@@ -8,10 +8,9 @@ finds it already grown past the old offset.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from tests.tailkit import running_source, source_config
+from tests.tailkit import running_source, source_config, wait_until
 from tests.writer import Writer
 
 
@@ -26,7 +25,10 @@ async def test_truncated_file_is_read_again_from_the_start(tmp_path: Path) -> No
             await writer.do("truncate w", "write w 1000 10")
             await src.sink.wait_for(1010)
             await writer.do("truncate w")
-            await asyncio.sleep(0.5)
+            # The agent sees the file shrink before anything is written again.
+            await wait_until(
+                lambda: src.metric("chatwatch_rotations_total", "app", "truncate") == 2
+            )
             await writer.do("write w 1010 10")
             await src.sink.wait_for(1020)
             assert src.metric("chatwatch_rotations_total", "app", "truncate") == 2
@@ -47,7 +49,7 @@ async def test_truncated_and_regrown_past_the_old_offset(tmp_path: Path) -> None
             # content tells that it was truncated.
             await writer.do("truncate w", "write w 100 1000")
             await src.sink.wait_for(1100)
-            await asyncio.sleep(0.3)
+            await src.caught_up()
             assert src.metric("chatwatch_rotations_total", "app", "truncate") == 1
         assert sorted(src.sink.numbers()) == list(range(1100)), src.sink.summary(1100)
     finally:
