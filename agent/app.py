@@ -2,8 +2,9 @@
 
 sources -> decode -> Pipeline (extract, store, history, rules) -> Notifier: the sources
 feed the pipeline, and every evaluation_interval on the wall-clock grid the pipeline
-ticks, handing alerts to the Notifier. All
-long-running work is a task in one TaskGroup, so shutdown happens in one place:
+ticks, handing alerts to the Notifier. All long-running work (sources, server, rule
+ticks, checkpoints, notifier, reloads) is a task in one TaskGroup, so shutdown happens
+in one place:
 `stop()` stops the sources (they hand on what they read), the last checkpoints are
 written, notification state is persisted, and the remaining tasks are cancelled.
 """
