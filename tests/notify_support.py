@@ -260,3 +260,22 @@ class SMTPServer:
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
+
+
+def email_config(smtp: SMTPServer, password: str = "s3cret", extra: str = "") -> str:
+    return f"""
+route: {{receiver: mail, group_by: [alertname], group_interval: 200ms}}
+receivers:
+  - name: mail
+    email_configs:
+      - to: oncall@example.org
+        from: chatwatch@example.org
+        smarthost: 127.0.0.1:{smtp.port}
+        auth_username: bot
+        auth_password: {password}
+        tls_config: {{ca_file: {smtp.ca_file}}}
+        headers: {{X-Priority: "1"}}
+        send_resolved: true
+        {extra}
+delivery: {{initial_backoff: 200ms, max_backoff: 1s}}
+"""

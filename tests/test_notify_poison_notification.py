@@ -17,23 +17,17 @@ from agent.notify.metrics import NotifyMetrics
 from agent.notify.notification import Notification, NotifiedAlert, fingerprint
 from agent.notify.queue import CRASH_LIMIT, DeliveryQueue
 from agent.support.selfmetrics import SelfMetrics
-from tests.notify_support import SMTPServer, alerting, fire, metric, running, wait_for
+from tests.notify_support import (
+    SMTPServer,
+    alerting,
+    email_config,
+    fire,
+    metric,
+    running,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(60)
-
-MAIL = """
-route: {{receiver: mail, group_by: [alertname], group_interval: 200ms}}
-receivers:
-  - name: mail
-    email_configs:
-      - to: oncall@example.org
-        from: chatwatch@example.org
-        smarthost: 127.0.0.1:{port}
-        auth_username: bot
-        auth_password: s3cret
-        tls_config: {{ca_file: {ca_file}}}
-delivery: {{initial_backoff: 200ms, max_backoff: 1s}}
-"""
 
 
 @pytest.mark.parametrize("breaker", ["\x0b", "\x0c", "\u2028", "\x85", "\x1c"])
@@ -44,7 +38,7 @@ async def test_a_label_with_a_line_breaking_character_is_mailed_and_the_next_one
     poison = fire("LLMErrors", now, model=f"gpt{breaker}Bcc: victim@example.org")
     later = fire("ChatErrors", now)
     with SMTPServer(tmp_path) as smtp:
-        cfg = alerting(MAIL.format(port=smtp.port, ca_file=smtp.ca_file))
+        cfg = alerting(email_config(smtp))
         async with running(cfg, tmp_path) as n:
             n.send([poison, later], now)
             await wait_for(lambda: len(smtp.mailbox.messages) == 2, what="both emails")

@@ -22,6 +22,7 @@ from tests.notify_support import (
     Reply,
     SMTPServer,
     alerting,
+    email_config,
     fire,
     free_port,
     metric,
@@ -222,25 +223,6 @@ async def test_slack_at_most_one_message_per_second(tmp_path: Path, hook: HookSe
 
 
 # -- email -------------------------------------------------------------------------------------
-
-
-def email_config(smtp: SMTPServer, password: str = "s3cret", extra: str = "") -> str:
-    return f"""
-route: {{receiver: mail, group_by: [alertname], group_interval: 200ms}}
-receivers:
-  - name: mail
-    email_configs:
-      - to: oncall@example.org
-        from: chatwatch@example.org
-        smarthost: 127.0.0.1:{smtp.port}
-        auth_username: bot
-        auth_password: {password}
-        tls_config: {{ca_file: {smtp.ca_file}}}
-        headers: {{X-Priority: "1"}}
-        send_resolved: true
-        {extra}
-delivery: {{initial_backoff: 200ms, max_backoff: 1s}}
-"""
 
 
 async def test_email_over_starttls_with_auth_html_and_text(tmp_path: Path) -> None:
