@@ -89,8 +89,11 @@ def test_a_key_written_twice_is_an_error_naming_both_lines(tmp_path: Path) -> No
 
 
 def test_format_duration_spells_weeks_and_years_as_prometheus_does() -> None:
+    """model.Duration.String: years and weeks only when they divide the duration."""
     assert format_duration(7 * 86400) == "1w"
-    assert format_duration(365 * 86400 + 90) == "1y1m30s"
+    assert format_duration(100 * 86400) == "100d"
+    assert format_duration(365 * 86400 + 90) == "365d1m30s"
+    assert format_duration(2 * 365 * 86400) == "2y"
 
 
 def test_env_expansion_on_values_only() -> None:

@@ -39,11 +39,14 @@ def parse_prometheus_ms(text: str) -> int:
 
 
 def format_prometheus_ms(ms: int) -> str:
-    """Prometheus' model.Duration.String (`1m30s`, `1w`, `0s`)."""
+    """Prometheus' model.Duration.String (`1m30s`, `1w`, `0s`): years and weeks only when
+    they divide the whole duration, as `90d` reads better than `12w6d`."""
     if ms == 0:
         return "0s"
     out = []
     for unit, size in _UNITS_MS:
+        if unit in ("y", "w") and ms % size:
+            continue
         n, ms = divmod(ms, size)
         if n:
             out.append(f"{n}{unit}")
