@@ -30,7 +30,10 @@ Notify = Callable[[list[Alert], float], None]
 def load_rules(cfg: Config) -> list[RuleGroup]:
     """The config's rule files, with the agent's external URL in templates and links."""
     return load_rule_files(
-        cfg.rule_files, base_dir=cfg.base_dir, external_url=cfg.server.advertised_url
+        cfg.rule_files,
+        base_dir=cfg.base_dir,
+        external_url=cfg.server.advertised_url,
+        subquery_step=cfg.evaluation_interval,
     )
 
 

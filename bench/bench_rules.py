@@ -4,11 +4,14 @@
 
 The history holds 10k series (HTTP request counters by route/status/pod, latency
 histograms, LLM token counters and gauges) sampled every second for 6 minutes, as the agent
-keeps it with `evaluation_interval: 1s` and 5-minute ranges in the rules. Each cycle appends
+keeps it with `evaluation_interval: 1s` and 5-minute ranges in the rules. Six of the
+rules are subqueries (issue 12: steps of 10 s to 1 m, and one without a step, which takes
+the evaluation interval: 1 s); their results at past steps are kept between cycles, so the
+first cycle computes every step and the others only the new ones. Each cycle appends
 one more snapshot (every series moves on by a second, as `app.py` does) and evaluates all
-rules at the new `now`. Printed: the time to append a snapshot, and the p50/p99/max time of
-evaluating all rules. Target (issue 4): < 100 ms per cycle; the exit status says whether
-the p50 met `--check-ms`.
+rules at the new `now`. Printed: the time to append a snapshot, the first cycle, and the
+p50/p99/max time of evaluating all rules. Target (issue 4): < 100 ms per cycle; the exit
+status says whether the p50 met `--check-ms`.
 """
 
 # ruff: noqa: E501  (the rule expressions read best on one line each)
@@ -33,16 +36,17 @@ RULES = [
     'sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.01',
     "sum by (pod) (rate(http_requests_total[1m])) < 0.1",
     "sum by (route, status) (increase(http_requests_total[5m])) > 1000",
-    'sum by (route) (rate(http_requests_total{status="429"}[5m])) > 1',
+    # subqueries: the worst minute of a rate, sustained conditions, a trend
+    "max_over_time(sum by (route) (rate(http_requests_total[1m]))[5m:30s]) > 100",
     "sum(irate(http_requests_total[1m])) by (pod) > 500",
     'rate(http_requests_total{route="/api/chat",status="500"}[2m]) > 0.5',
     "topk(5, sum by (route) (rate(http_requests_total[5m])))",
-    "sum without (pod) (rate(http_requests_total[5m])) > 10",
+    'max_over_time(rate(http_requests_total{status=~"5.."}[1m])[5m:10s]) > 1',
     "count by (route) (rate(http_requests_total[5m]) > 0) < 2",
     # latency
     "histogram_quantile(0.95, sum by (route, le) (rate(http_request_duration_seconds_bucket[5m]))) > 2",
     "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))) > 5",
-    "histogram_quantile(0.5, sum by (route, le) (rate(http_request_duration_seconds_bucket[1m]))) > 1",
+    "avg_over_time(histogram_quantile(0.95, sum by (route, le) (rate(http_request_duration_seconds_bucket[1m])))[5m:1m]) > 2",
     "sum by (route) (rate(http_request_duration_seconds_sum[5m])) / sum by (route) (rate(http_request_duration_seconds_count[5m])) > 1",
     "histogram_quantile(0.95, sum by (model, le) (rate(llm_latency_seconds_bucket[5m]))) > 10",
     # LLM usage and cost
@@ -51,7 +55,7 @@ RULES = [
     "sum(increase(llm_cost_usd_total[5m])) * 288 > 100",
     "sum by (model) (rate(llm_errors_total[5m])) / sum by (model) (rate(llm_requests_total[5m])) > 0.1",
     "max_over_time(llm_inflight_requests[5m]) > 50",
-    "avg_over_time(llm_inflight_requests[5m]) > 20",
+    "stddev_over_time(sum by (model) (rate(llm_requests_total[1m]))[5m:30s]) > 1",
     "sum by (model) (llm_inflight_requests) > 40",
     "quantile_over_time(0.9, llm_inflight_requests[2m]) > 30",
     # sessions, auth, conversations
@@ -59,7 +63,7 @@ RULES = [
     "sum by (pod) (chatbot_active_sessions) > 1500",
     "delta(chatbot_active_sessions[5m]) < -100",
     "sum by (reason) (increase(auth_failures_total[1m])) > 10",
-    "sum(rate(auth_failures_total[5m])) > 1",
+    "min_over_time(sum(chatbot_active_sessions)[5m:]) < 100",
     'sum by (category) (increase(conversations_total{resolution="resolved"}[5m])) == 0',
     'sum(increase(conversations_total{resolution="escalated"}[5m])) / sum(increase(conversations_total[5m])) > 0.3',
     # silence and presence
@@ -80,7 +84,7 @@ RULES = [
     "clamp_min(sum by (route) (rate(http_requests_total[5m])), 0.001)",
     'max by (pod) (max_over_time(process_resident_memory_bytes{job="chatbot"}[5m])) > 2e9',
     "abs(deriv_gauge - deriv_gauge offset 5m) > 100",
-    "sum by (route) (increase(http_requests_total[5m] offset 5m))",
+    "deriv(sum by (pod) (rate(log_events_total[1m]))[5m:30s]) > 0.5",
     'count(count by (model) (llm_tokens_total{direction="in"}))',
     'round(sum by (route) (rate(http_requests_total{status="200"}[5m])), 0.01) > 5',
     "sum(rate(llm_requests_total[5m])) by (model) > 2 * avg(sum(rate(llm_requests_total[5m])) by (model))",
@@ -184,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-ms", type=float, default=100.0)
     args = ap.parse_args(argv)
 
-    exprs: list[Expr] = [compile_expr(text) for text in (RULES * 2)[: args.rules]]
+    exprs: list[Expr] = [
+        compile_expr(text, subquery_step=1.0) for text in (RULES * 2)[: args.rules]
+    ]
     series = make_series(args.series)
     retention = max(e.lookback_s for e in exprs) + 60
     history = History(retention=retention)
@@ -202,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     cycles: list[float] = []
     cpu: list[float] = []
     results = 0
-    for c in range(args.cycles):
+    first_cycle = 0.0
+    for c in range(args.cycles + 1):
         now = t0 + args.history + c
         snap = snapshot(series, float(args.history + c))
         a = time.perf_counter()
@@ -213,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         for e in exprs:
             value = evaluate(e, history, now)
             results += 1 if isinstance(value, float) else len(value)
+        if c == 0:  # every subquery step computed: after a start or a reload
+            first_cycle = time.perf_counter() - b
+            continue
         cpu.append(time.process_time() - c0)
         appends.append(b - a)
         cycles.append(time.perf_counter() - b)
@@ -224,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"append one snapshot of {len(series)} series: {statistics.median(appends) * 1000:.1f} ms (p50)"
     )
+    print(f"first cycle (every subquery step computed): {first_cycle * 1000:.1f} ms")
     print(
         f"evaluate {len(exprs)} rules: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {cycles[-1] * 1000:.1f} ms "
         f"per cycle ({results} result samples); target < {args.check_ms:.0f} ms"

@@ -113,8 +113,8 @@ def test_all_problems_of_all_files_are_reported_together(tmp_path: Path) -> None
         ("{alert: A, expr: up, labels: {a: [1]}}", "labels.a: expected a string value"),
         ("{alert: A, expr: 'sum(up'}", "expr: invalid PromQL expression"),
         (
-            "{alert: A, expr: 'predict_linear(up[5m], 60) > 0'}",
-            "expr: function predict_linear() is not supported",
+            "{alert: A, expr: 'sort_by_label(up, \"job\") > 0'}",
+            "expr: function sort_by_label() is not supported",
         ),
         (
             "{alert: A, expr: up, annotations: {summary: '{{ humanise $value }}'}}",

@@ -14,13 +14,14 @@ changing a single bit of the result, for 16 bytes a sample.
 
 from __future__ import annotations
 
-import re
 import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from agent.support.goregexp import compile_anchored
 
 SeriesKey = tuple[tuple[str, str], ...]
 
@@ -29,6 +30,9 @@ STALE_BITS = 0x7FF0000000000002
 _STALE_BYTES = struct.pack("<Q", STALE_BITS)
 STALE_NAN: float = struct.unpack("<d", _STALE_BYTES)[0]
 _pack = struct.Struct("<d").pack
+
+BYTES_PER_SAMPLE = 16
+"""What a sample costs in a series' arrays: an int64 millisecond timestamp and a float64."""
 
 
 def is_stale(value: float) -> bool:
@@ -58,7 +62,8 @@ class _CompiledMatcher:
         self.name = m.name
         self.op = m.op
         self.value = m.value
-        self.regex = re.compile(f"(?:{m.value})\\Z") if m.op in ("=~", "!~") else None
+        # Go's regexp, anchored as Prometheus anchors it (`^(?:v)$`), translated to Python.
+        self.regex = compile_anchored(m.value) if m.op in ("=~", "!~") else None
 
     def matches(self, value: str) -> bool:
         op = self.op
@@ -148,6 +153,22 @@ class Series:
     def last_is_stale(self) -> bool:
         return bool(self.vals) and is_stale(self.vals[-1])
 
+    def truncate(self, from_ms: int) -> None:
+        """Drop samples at or after `from_ms` (a subquery's steps that must be recomputed)."""
+        ts = self.ts
+        if not ts or ts[-1] < from_ms:
+            return
+        i = bisect_left(ts, from_ms)
+        del ts[i:]
+        del self.vals[i:]
+        if self.irregular:
+            del self.irregular[bisect_left(self.irregular, from_ms) :]
+        self.prev = float("nan")
+        for v in reversed(self.vals):
+            if not is_stale(v):
+                self.prev = v
+                break
+
 
 def window(ts: array[int], start: int, end: int) -> tuple[int, int]:
     """Indices [lo, hi) of the timestamps in the closed range [start, end].
@@ -176,6 +197,10 @@ def _by_key(s: Series) -> SeriesKey:
     return s.key
 
 
+_NOTHING = 2**63
+_EVERYTHING = -(2**63)
+
+
 class History:
     """Recent samples of every series, bounded by `retention` seconds."""
 
@@ -193,12 +218,20 @@ class History:
         rules compute the same `rate(x[5m])`). A snapshot clears it; a single sample (a
         recording rule's result, ALERTS) only drops the results that read its metric."""
         self._memo_readers: dict[str, list[tuple[str, int]]] = {}
+        self.subqueries: dict[str, Any] = {}
+        """Each subquery's results at its steps, kept between evaluations and extended step
+        by step (engine.py owns the values; each has a `last_used_ms`, so a sweep drops
+        those no rule reads any more)."""
+        # The earliest timestamp written in each epoch (an epoch ends when `changes_since`
+        # is asked), so cached subquery steps at or after a write are recomputed.
+        self._write_floors: list[int] = [_NOTHING]
+        self._floors_base = 0
 
     def __len__(self) -> int:
         return len(self._series)
 
     def sample_count(self) -> int:
-        """Samples held (staleness markers included); each costs 16 bytes of arrays."""
+        """Samples held (staleness markers included), each BYTES_PER_SAMPLE of arrays."""
         return sum(len(s.ts) for s in self._series.values())
 
     # -- writing ---------------------------------------------------------------------
@@ -220,11 +253,15 @@ class History:
         t_ms = round(ts * 1000)
         self.forget_memo()
         get = self._series.get
+        earliest = t_ms
         if self._started:
             for key, created_at in created:
                 if get(key) is None:
-                    self._create(key).add(min(round(created_at * 1000), t_ms - 1), 0.0)
+                    zero_ms = min(round(created_at * 1000), t_ms - 1)
+                    self._create(key).add(zero_ms, 0.0)
+                    earliest = min(earliest, zero_ms)
         self._started = True
+        self._wrote(earliest)
         current: dict[SeriesKey, Series] = {}
         for key, value in samples:
             s = get(key)
@@ -262,7 +299,27 @@ class History:
         if s is None:
             s = self._create(key)
         s.add(t_ms, value)
+        self._wrote(t_ms)
         self._maybe_sweep(t_ms)
+
+    def _wrote(self, t_ms: int) -> None:
+        floors = self._write_floors
+        if t_ms < floors[-1]:
+            floors[-1] = t_ms
+
+    def changes_since(self, token: int | None) -> tuple[int, int]:
+        """The earliest timestamp written since the call that returned `token` (None: since
+        ever), and the token for the next call. Results computed from samples up to some
+        time T stay valid while nothing is written at or before T."""
+        floors = self._write_floors
+        i = -1 if token is None else token - self._floors_base
+        earliest = _EVERYTHING if i < 0 else min(floors[i:])
+        if floors[-1] != _NOTHING:
+            floors.append(_NOTHING)  # writes from now on belong to the next caller's epoch
+            if len(floors) > 4096:
+                del floors[:2048]
+                self._floors_base += 2048
+        return earliest, self._floors_base + len(floors) - 1
 
     def remember(self, key: tuple[str, int], names: frozenset[str] | None, value: Any) -> None:
         """Keep a result that read the metrics `names` (None: any metric)."""
@@ -323,6 +380,8 @@ class History:
                 s.trim(min_ms)
         for s in dead:
             self._remove(s)
+        for key in [k for k, v in self.subqueries.items() if v.last_used_ms < min_ms]:
+            del self.subqueries[key]  # a subquery no rule has read for a whole retention
 
     # -- reading ---------------------------------------------------------------------
 

@@ -19,7 +19,9 @@ Prometheus API views of rules and alerts are api.py.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +29,7 @@ from agent.alerting.alert import Alert
 from agent.alerting.alerting_rule import AlertingRule, Change
 from agent.alerting.api import alerts_api, rfc3339, rules_api
 from agent.alerting.group import RuleGroup
+from agent.alerting.history import BYTES_PER_SAMPLE
 from agent.alerting.persistence import restore_alerts, save_alerts
 from agent.alerting.promql.engine import lookback
 from agent.alerting.recording_rule import RecordingRule
@@ -284,7 +287,9 @@ def _log_change(change: Change) -> None:
 
 
 def required_retention(groups: Sequence[RuleGroup], evaluation_interval: float = 1.0) -> float:
-    """History retention the rules need: their longest lookback plus a margin."""
+    """History retention the rules need: their longest lookback plus a margin. The lookback
+    includes subqueries (their ranges and offsets around what they read) and `@ start()` /
+    `@ end()`, not `@ <timestamp>` (docs/promql.md: History and memory)."""
     longest = 300.0
     for g in groups:
         for r in g.rules:
@@ -292,3 +297,32 @@ def required_retention(groups: Sequence[RuleGroup], evaluation_interval: float =
         if g.interval:
             longest = max(longest, 2 * g.interval)
     return longest + 2 * evaluation_interval
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEstimate:
+    """What the history of a rule set costs at a given number of series (docs/promql.md)."""
+
+    retention: float
+    series: int
+    samples_per_series: int
+    history_bytes: int
+    subquery_bytes: int
+    """At most: every subquery holding a result for every series at each of its steps."""
+
+
+def estimate_memory(
+    groups: Sequence[RuleGroup], evaluation_interval: float, series: int
+) -> MemoryEstimate:
+    """series * (retention / evaluation_interval + 1) samples * BYTES_PER_SAMPLE, plus the
+    results subqueries keep: steps (range / step + 1) * series * BYTES_PER_SAMPLE each."""
+    retention = required_retention(groups, evaluation_interval)
+    per_series = math.floor(retention / evaluation_interval) + 1
+    steps = {key: n for g in groups for r in g.rules for key, n in r.expr.subqueries}
+    return MemoryEstimate(
+        retention,
+        series,
+        per_series,
+        series * per_series * BYTES_PER_SAMPLE,
+        sum(steps.values()) * series * BYTES_PER_SAMPLE,
+    )

@@ -36,6 +36,7 @@ from typing import Any
 
 from agent.alerting.alerting_rule import AlertingRule
 from agent.alerting.group import Rule, RuleGroup
+from agent.alerting.promql.engine import DEFAULT_SUBQUERY_STEP, compile_expr
 from agent.alerting.recording_rule import RecordingRule
 from agent.alerting.template.exec import Template, TemplateError
 from agent.support.duration import parse_prometheus_ms
@@ -98,8 +99,11 @@ def load_rule_files(
     base_dir: Path | None = None,
     external_labels: Mapping[str, str] | None = None,
     external_url: str = "",
+    subquery_step: float = DEFAULT_SUBQUERY_STEP,
 ) -> list[RuleGroup]:
-    """Load and check rule files (globs allowed); raises RuleError listing every problem."""
+    """Load and check rule files (globs allowed); raises RuleError listing every problem.
+    `subquery_step`: the step of subqueries without one (`x[30m:]`), the global
+    `evaluation_interval` as in Prometheus."""
     files, problems = expand_rule_paths(paths, base_dir)
     groups: list[RuleGroup] = []
     for file in files:
@@ -109,7 +113,11 @@ def load_rule_files(
             problems.append(f"{file}: cannot read: {exc.strerror}")
             continue
         file_groups, file_problems = parse_rule_file(
-            text, file, external_labels=external_labels, external_url=external_url
+            text,
+            file,
+            external_labels=external_labels,
+            external_url=external_url,
+            subquery_step=subquery_step,
         )
         groups.extend(file_groups)
         problems.extend(file_problems)
@@ -124,6 +132,7 @@ def parse_rule_file(
     *,
     external_labels: Mapping[str, str] | None = None,
     external_url: str = "",
+    subquery_step: float = DEFAULT_SUBQUERY_STEP,
 ) -> tuple[list[RuleGroup], list[str]]:
     """Parse one rule file's text; returns the groups and every problem found."""
     try:
@@ -145,7 +154,14 @@ def parse_rule_file(
     names: set[str] = set()
     for gi, raw_group in enumerate(raw_groups):
         group = _parse_group(
-            raw_group, gi, file, names, problems, dict(external_labels or {}), external_url
+            raw_group,
+            gi,
+            file,
+            names,
+            problems,
+            dict(external_labels or {}),
+            external_url,
+            subquery_step,
         )
         if group is not None:
             groups.append(group)
@@ -160,6 +176,7 @@ def _parse_group(
     problems: list[str],
     external_labels: dict[str, str],
     external_url: str,
+    subquery_step: float,
 ) -> RuleGroup | None:
     where = f"{file}: groups[{gi}]"
     if not isinstance(raw, dict):
@@ -199,7 +216,9 @@ def _parse_group(
         raw_rules = []
     rules: list[Rule] = []
     for ri, raw_rule in enumerate(raw_rules):
-        rule = _parse_rule(raw_rule, ri, where, problems, external_labels, external_url)
+        rule = _parse_rule(
+            raw_rule, ri, where, problems, external_labels, external_url, subquery_step
+        )
         if rule is not None:
             rules.append(rule)
     return RuleGroup(name=name, file=file, rules=rules, interval=interval, limit=limit, source=raw)
@@ -223,6 +242,7 @@ def _parse_rule(
     problems: list[str],
     external_labels: dict[str, str],
     external_url: str,
+    subquery_step: float,
 ) -> Rule | None:
     if not isinstance(raw, dict):
         problems.append(
@@ -260,10 +280,8 @@ def _parse_rule(
     if expr_text is None or not expr_text.strip():
         problems.append(f"{where}: expr: every rule needs an expression")
     else:
-        from agent.alerting.promql.engine import compile_expr
-
         try:
-            expr = compile_expr(expr_text)
+            expr = compile_expr(expr_text, subquery_step=subquery_step)
         except ValueError as exc:
             problems.append(f"{where}: expr: {exc}")
 

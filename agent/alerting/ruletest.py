@@ -50,17 +50,20 @@ def format_labels(labels: dict[str, str] | SeriesKey) -> str:
 
 # -- input series ------------------------------------------------------------------------------
 
-_UNSIGNED = r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]+|Inf|inf|NaN)"
+# No hexadecimal: Prometheus' lexer disallows it in series descriptions ("0x10" is 0 and 10
+# more zeros).
+_UNSIGNED = r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|Inf|inf|NaN)"
 _ITEM = re.compile(rf"^(?P<a>[+-]?{_UNSIGNED})(?:(?P<b>[+-]{_UNSIGNED})?x(?P<n>\d+))?$")
 _BLANKS = re.compile(r"^_(?:x(?P<n>\d+))?$")
+_OCTAL = re.compile(r"^-?0[0-7]+$")
 
 
 def _number(text: str) -> float:
     t = text.lstrip("+")
     if t.lower() in ("inf", "-inf"):
         return -math.inf if t.startswith("-") else math.inf
-    if t.lstrip("-").lower().startswith("0x"):
-        return float(int(t, 16))
+    if _OCTAL.match(t):  # Prometheus tries strconv.ParseInt(text, 0, 64) first: 010 is 8
+        return float(int(t.replace("0", "0o", 1), 8))
     return float(t)
 
 
@@ -151,7 +154,7 @@ def _as_dict(x: Any, what: str) -> dict[str, Any]:
     return x
 
 
-def _load_groups(path: str, patterns: list[str], warnings: list[str]) -> list[Any]:
+def _load_groups(path: str, patterns: list[str], warnings: list[str], eval_ms: int) -> list[Any]:
     paths: list[str] = []
     for p in patterns:
         # Go's filepath.Join(filepath.Dir(file), p): relative to the test file, cleaned.
@@ -163,7 +166,7 @@ def _load_groups(path: str, patterns: list[str], warnings: list[str]) -> list[An
     if not paths:
         return []
     try:
-        return list(load_rule_files(paths))
+        return list(load_rule_files(paths, subquery_step=eval_ms / 1000))
     except RuleError as e:
         raise TestFileError("\n".join(e.problems)) from None
 
@@ -202,6 +205,7 @@ def _run_group(tg: dict[str, Any], groups: list[Any], eval_ms: int) -> list[str]
     # the first one is stored (the others are duplicate samples).
     interval_ms = parse_duration_ms(tg["interval"]) if tg.get("interval") else 0
     history = History(retention=10 * 365 * 86400)
+    samples: list[tuple[int, SeriesKey, float]] = []
     for item in tg.get("input_series") or []:
         item = _as_dict(item, "input_series entry")
         key = parse_series(item.get("series", ""))
@@ -209,7 +213,19 @@ def _run_group(tg: dict[str, Any], groups: list[Any], eval_ms: int) -> list[str]
         for i, v in enumerate(expand_values(item.get("values", ""))):
             if v is not None and i * interval_ms not in stored:
                 stored.add(i * interval_ms)
-                history.add(key, i * interval_ms / 1000, v)
+                samples.append((i * interval_ms, key, v))
+    samples.sort(key=lambda s: s[0])
+    loaded = 0
+
+    def load_till(ts: int) -> None:
+        """As promtool's lazy loader: before the rules are evaluated at `ts`, the input
+        samples up to `ts`; the expression tests see what the last evaluation loaded, so a
+        negative offset or `@` cannot read input after it."""
+        nonlocal loaded
+        while loaded < len(samples) and samples[loaded][0] <= ts:
+            t, key, v = samples[loaded]
+            history.add(key, t / 1000, v)
+            loaded += 1
 
     alert_tests = [_as_dict(a, "alert_rule_test entry") for a in tg.get("alert_rule_test") or []]
     expr_tests = [_as_dict(e, "promql_expr_test entry") for e in tg.get("promql_expr_test") or []]
@@ -218,12 +234,16 @@ def _run_group(tg: dict[str, Any], groups: list[Any], eval_ms: int) -> list[str]
     for e in expr_tests:
         e["_t"] = parse_duration_ms(e.get("eval_time", 0))
     max_t = max([a["_t"] for a in alert_tests] + [e["_t"] for e in expr_tests] + [0])
+    # Keep all of the test's data, however long it spans (promtool's storage does): time 0
+    # up to the last sample or evaluation, whichever is later.
+    history.retention = max([max_t] + [t for t, _, _ in samples[-1:]]) / 1000 + 1
     name_prefix = f"    name: {tg['name']},\n" if tg.get("name") else ""
 
     pending = sorted(alert_tests, key=lambda a: a["_t"])
     all_rules = [r for g in groups for r in g.rules]
     ts = 0
     while ts <= max_t:
+        load_till(ts)
         eval_errs: list[str] = []
         for g in groups:
             try:
@@ -270,7 +290,8 @@ def _run_group(tg: dict[str, Any], groups: list[Any], eval_ms: int) -> list[str]
         when = format_prometheus_ms(test["_t"])
         head = f"    expr: {go_quote(expr_text)}, time: {when}"
         try:
-            result = evaluate(compile_expr(expr_text), history, test["_t"] / 1000)
+            expr = compile_expr(expr_text, subquery_step=eval_ms / 1000)
+            result = evaluate(expr, history, test["_t"] / 1000)
         except ValueError as e:
             errs.append(f"{head}, err: {e}")
             continue
@@ -345,6 +366,31 @@ def _unknown_fields(node: yaml.Node, type_name: str, out: list[str]) -> None:
                 _unknown_fields(item, children[name], out)
 
 
+def _values_as_written(root: yaml.Node, doc: Any) -> None:
+    """Series `values` as the text written, as promtool reads them (into a Go string):
+    PyYAML would read an unquoted `0x10` as 16 and `010` as 8, promtool as the notation
+    `0x10` (0, then ten more zeros) and 10."""
+    tests = _child(root, "tests")
+    if not isinstance(tests, yaml.SequenceNode) or not isinstance(doc, dict):
+        return
+    for group_node, group in zip(tests.value, doc.get("tests") or [], strict=False):
+        series = _child(group_node, "input_series")
+        if not isinstance(series, yaml.SequenceNode) or not isinstance(group, dict):
+            continue
+        for item_node, item in zip(series.value, group.get("input_series") or [], strict=False):
+            values = _child(item_node, "values")
+            if isinstance(values, yaml.ScalarNode) and isinstance(item, dict):
+                item["values"] = values.value
+
+
+def _child(node: yaml.Node, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if k.value == key:
+                return v
+    return None
+
+
 def run_file(path: str, warnings: list[str] | None = None) -> list[str]:
     """Run every test group of one file; the promtool-style error messages (empty: passed).
     Warnings (rule file patterns that match nothing) are appended to `warnings`."""
@@ -357,6 +403,7 @@ def run_file(path: str, warnings: list[str] | None = None) -> list[str]:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
             if root is not None:
                 _unknown_fields(root, "unitTestFile", unknown)
+                _values_as_written(root, doc)
     except (OSError, yaml.YAMLError) as e:
         return [f"  {e}"]
     if unknown:
@@ -365,7 +412,7 @@ def run_file(path: str, warnings: list[str] | None = None) -> list[str]:
         doc = _as_dict(doc, "the test file")
         eval_ms = parse_duration_ms(doc.get("evaluation_interval") or "1m")
         groups = _order_groups(
-            _load_groups(path, [str(p) for p in doc.get("rule_files") or []], warnings),
+            _load_groups(path, [str(p) for p in doc.get("rule_files") or []], warnings, eval_ms),
             [str(n) for n in doc.get("group_eval_order") or []],
         )
         errs: list[str] = []

@@ -2,7 +2,8 @@
 
 Every problem is reported (file, key path, what was expected), not just the first: the
 config models, then the rule files, then what each section needs from the filesystem
-(CA bundles, TLS keys). Exit 1 if there is any.
+(CA bundles, TLS keys). Exit 1 if there is any. A config without problems also gets the
+memory its rules' history will need at the metrics' series caps (docs/promql.md).
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import glob
 import os
 import sys
 
+from agent.alerting.history import BYTES_PER_SAMPLE
+from agent.alerting.manager import estimate_memory
 from agent.alerting.rule_file import RuleError, load_rule_files
 from agent.config import Config, ConfigError, load
+from agent.metrics.config import MetricConfig
 from agent.notify.config import check_alerting
 from agent.server.tls import check as check_server
+from agent.support.duration import format_duration
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +38,8 @@ def main(args: argparse.Namespace) -> int:
             print(p, file=sys.stderr)
         print(f"{args.config}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
+    for line in history_memory(load(args.config)):
+        print(line)
     print(f"{args.config}: ok")
     return 0
 
@@ -92,11 +99,44 @@ def unmatched_globs(file: str, cfg: Config) -> list[str]:
     return warnings
 
 
+def configured_series(metrics: list[MetricConfig]) -> int:
+    """The most series the metrics can have: `max_series` label sets each, and per label
+    set of a histogram its buckets, `+Inf`, `_sum` and `_count`."""
+    return sum(
+        m.max_series * (len(m.bucket_bounds) + 3 if m.type == "histogram" else 1) for m in metrics
+    )
+
+
+def history_memory(cfg: Config) -> list[str]:
+    """What the rules' history needs at the configured series count (empty: no rules)."""
+    groups = load_rule_files(
+        cfg.rule_files, base_dir=cfg.base_dir, subquery_step=cfg.evaluation_interval
+    )
+    if not groups:
+        return []
+    est = estimate_memory(groups, cfg.evaluation_interval, configured_series(cfg.metrics))
+    lines = [
+        f"rules: {format_duration(est.retention)} of history every "
+        f"{format_duration(cfg.evaluation_interval)}: {est.series} series (max_series) x "
+        f"{est.samples_per_series} samples x {BYTES_PER_SAMPLE} bytes = "
+        f"{_mib(est.history_bytes)}"
+    ]
+    if est.subquery_bytes:
+        lines.append(f"rules: subquery results kept: at most {_mib(est.subquery_bytes)} more")
+    return lines
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
 def check_rule_files(cfg: Config) -> list[str]:
     """Every problem in the config's rule files, and recording rules that would write over
     a metric the config defines."""
     try:
-        groups = load_rule_files(cfg.rule_files, base_dir=cfg.base_dir)
+        groups = load_rule_files(
+            cfg.rule_files, base_dir=cfg.base_dir, subquery_step=cfg.evaluation_interval
+        )
     except RuleError as exc:
         return exc.problems
     configured = {m.name for m in cfg.metrics}

@@ -5,13 +5,14 @@ outside the subset (docs/promql.md) with `UnsupportedExpr`, and turns the tree i
 closures `(history, t_ms) -> value`. `evaluate` runs them for one instant: pure, no clock,
 no I/O.
 
-This module owns the compiler: selectors, operators and the wiring of aggregations and
-function calls. What each function computes is in functions.py (the table `FUNCTIONS`),
-each aggregation's reducer in aggregations.py, quantiles in quantile.py, Go's float
-arithmetic in gomath.py and the inner value shapes in values.py. An instant vector becomes
-a list of `Sample` only at the edge. Arithmetic follows Go's float64 semantics (x/0 is
-±Inf, never an exception) and sums are done in the order and with the algorithms
-Prometheus 2.42 uses, so results agree with `promtool` to the last bit.
+This module owns the compiler: selectors (with `offset` and `@`), subqueries, operators
+and the wiring of aggregations and function calls. What each function computes is in
+functions.py (the table `FUNCTIONS`), each aggregation's reducer in aggregations.py,
+quantiles in quantile.py, Go's float arithmetic in gomath.py and the inner value shapes in
+values.py. An instant vector becomes a list of `Sample` only at the edge. Arithmetic
+follows Go's float64 semantics (x/0 is ±Inf, never an exception) and sums are done in the
+order and with the algorithms Prometheus 2.42 uses, so results agree with `promtool` to the
+last bit.
 """
 
 from __future__ import annotations
@@ -20,16 +21,37 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import promql_parser as pp
 
-from agent.alerting.history import History, Matcher, MatchOp, bisect_right, is_stale, window
-from agent.alerting.promql.aggregations import AGGREGATORS, bottomk_order, topk_order
-from agent.alerting.promql.functions import FUNCTIONS
+from agent.alerting.history import (
+    History,
+    Matcher,
+    MatchOp,
+    bisect_right,
+    is_stale,
+    window,
+)
+from agent.alerting.promql.aggregations import (
+    AGGREGATORS,
+    bottomk_order,
+    count_values,
+    topk_order,
+)
+from agent.alerting.promql.functions import FUNCTIONS, parser_spelling
 from agent.alerting.promql.gomath import go_div, go_mod, go_pow
 from agent.alerting.promql.quantile import quantile
+from agent.alerting.promql.subquery import (
+    AT_UNSAFE,
+    At,
+    Fetched,
+    Steps,
+    Subq,
+    step_at_or_after,
+    step_invariant,
+)
 from agent.alerting.promql.values import (
     MATRIX,
     RANGE_SELECTOR,
@@ -82,19 +104,35 @@ class Expr:
     instant_selectors: tuple[tuple[Matcher, ...], ...] = ()
     """Matchers of each instant-vector selector (each reads only the newest sample)."""
     range_s: float = 0.0
-    """The longest range (+ offset) a range selector reads: history this old must exist."""
+    """The longest range (+ offset) a range selector or subquery reads, through enclosing
+    subqueries: history this old must exist before every window is full."""
+    subqueries: tuple[tuple[str, int], ...] = ()
+    """Each subquery (its text with the step) and how many steps it holds: the results
+    kept between evaluations, one sample per step and result series."""
 
 
-def compile_expr(text: str) -> Expr:
-    """Parse `text` and check it against the supported subset; raises ValueError."""
+DEFAULT_SUBQUERY_STEP = 60.0
+"""Prometheus' default global `evaluation_interval`, the step of `x[5m:]` unless told."""
+
+
+def compile_expr(text: str, *, subquery_step: float = DEFAULT_SUBQUERY_STEP) -> Expr:
+    """Parse `text` and check it against the supported subset; raises ValueError.
+
+    `subquery_step` (seconds) is the step of subqueries that give none (`x[30m:]`): as in
+    Prometheus, the global `evaluation_interval` (in rule unit tests, the test file's)."""
+    _check_at_timestamps(text)
     try:
-        node = pp.parse(text)
+        node = pp.parse(parser_spelling(text))  # holt_winters() has its 3.x name there
+    except UnsupportedExpr:
+        raise
     except Exception as e:  # the parser raises plain exceptions with the reason
         raise ValueError(f"invalid PromQL expression {text!r}: {e}") from None
-    c = _Compiler()
+    c = _Compiler(round(subquery_step * 1000))
     kind, fn = c.compile(node)
     if kind not in (VECTOR, SCALAR):
         raise ValueError(f"expression must return an instant vector or a scalar, not a {kind}")
+    if c.uses_query_time:
+        fn = c.at_query_time(fn)
     return Expr(
         text,
         kind,
@@ -102,6 +140,7 @@ def compile_expr(text: str) -> Expr:
         c.lookback_ms / 1000,
         tuple(c.instant_selectors),
         c.range_ms / 1000,
+        tuple(c.subqueries),
     )
 
 
@@ -114,7 +153,10 @@ def evaluate(expr: Expr, history: History, now: float) -> Vector | float:
 
 
 def lookback(expr: Expr) -> float:
-    """The longest span (range + offset, or the 5 minute lookback) the expression reads."""
+    """How far back from the evaluation time the expression reads (seconds): the longest
+    range or 5 minute lookback plus offsets, through enclosing subqueries (their range and
+    offset). What `@ <timestamp>` reads is not included: that is fixed in time, not
+    relative to now (docs/promql.md)."""
     return expr.lookback_s
 
 
@@ -144,6 +186,18 @@ def _ms(d: timedelta | None) -> int:
     if d is None:
         return 0
     return (d.days * 86400 + d.seconds) * 1000 + d.microseconds // 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LITERALS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`|#[^\n]*')
+_NEGATIVE_AT = re.compile(r"@\s*-")
+
+
+def _check_at_timestamps(text: str) -> None:
+    """`x @ -5` (before 1970) is valid PromQL, but promql_parser cannot represent it (it
+    reads as 0): refuse it rather than evaluate a different time."""
+    if _NEGATIVE_AT.search(_LITERALS.sub("", text)):
+        raise UnsupportedExpr(f"@ with a time before 1970 in {text!r} is not supported")
 
 
 def _memoized(text: str, names: frozenset[str] | None, fn: Fn) -> Fn:
@@ -177,18 +231,57 @@ _MATCH_OPS: dict[str, MatchOp] = {
 }
 
 
+# What a subexpression depends on besides the history at its evaluation time (_Compiler.marks)
+_AT = "at"  # an `@ <timestamp>`
+_QUERY_TIME = "query time"  # `@ start()` / `@ end()`: the instant the whole query is for
+_FUTURE = "future"  # a negative offset: samples after the evaluation time
+_SUBQUERY = "subquery"
+
+
 class _Compiler:
-    def __init__(self) -> None:
+    def __init__(self, default_step_ms: int = round(DEFAULT_SUBQUERY_STEP * 1000)) -> None:
+        self.default_step_ms = default_step_ms
         self.lookback_ms = 0
         self.range_ms = 0
         self.instant_selectors: list[tuple[Matcher, ...]] = []
         self.reads: list[str | None] = []  # per selector: its metric name, or None
+        self.marks: list[str] = []  # _AT, _QUERY_TIME, _FUTURE, _SUBQUERY, as met
+        self.shift_ms: int | None = 0
+        """How far before the evaluation time the enclosing subqueries evaluate their inner
+        expression (their ranges and offsets); None inside a subquery pinned by `@ <time>`."""
+        self.query_ms = [0]
+        """The instant the whole expression is evaluated for: what `@ start()` and
+        `@ end()` stand for (a rule's evaluation time), also inside subqueries."""
+        self.uses_query_time = False
+        self.chain: list[Subq] = []  # the subqueries around what is being compiled
+        self.subqueries: list[tuple[str, int]] = []  # see Expr.subqueries
 
     def names_read(self, start: int) -> frozenset[str] | None:
         reads = self.reads[start:]
         if None in reads:
             return None
         return frozenset(n for n in reads if n is not None)
+
+    def at_query_time(self, fn: Fn) -> Fn:
+        cell = self.query_ms
+
+        def run(h: History, t: int) -> Any:
+            cell[0] = t
+            return fn(h, t)
+
+        return run
+
+    def memo_key(self, node: Any, mark: int) -> str | None:
+        """The text that names a subexpression's result in the history's memo; None if the
+        result depends on more than the instant (`@ start()`/`@ end()` inside)."""
+        marks = self.marks[mark:]
+        if _QUERY_TIME in marks:
+            return None
+        if _SUBQUERY in marks:
+            # str() drops the colon of `x[5m:]` (a range selector then); the default step
+            # is part of what a stepless subquery computes.
+            return f"{node.prettify()} step={self.default_step_ms}"
+        return str(node)
 
     def compile(self, node: Any) -> tuple[str, Any]:
         if isinstance(node, pp.ParenExpr):
@@ -208,24 +301,72 @@ class _Compiler:
         if isinstance(node, pp.BinaryExpr):
             return self.binary(node)
         if isinstance(node, pp.AggregateExpr):
-            start = len(self.reads)
+            start, mark = len(self.reads), len(self.marks)
             kind, fn = self.aggregate(node)
-            return kind, _memoized(str(node), self.names_read(start), fn)
-        if isinstance(node, pp.Call):
-            start = len(self.reads)
-            kind, fn = self.call(node)
-            if kind != VECTOR:
+            key = self.memo_key(node, mark)
+            if key is None:
                 return kind, fn
-            return kind, _memoized(str(node), self.names_read(start), fn)
+            return kind, _memoized(key, self.names_read(start), fn)
+        if isinstance(node, pp.Call):
+            start, mark = len(self.reads), len(self.marks)
+            kind, fn = self.call(node)
+            key = self.memo_key(node, mark)
+            if kind != VECTOR or key is None:
+                return kind, fn
+            return kind, _memoized(key, self.names_read(start), fn)
         if isinstance(node, pp.SubqueryExpr):
-            raise UnsupportedExpr(f"subquery {node.prettify()} is not supported")
+            return MATRIX, self.subquery(node)
         raise UnsupportedExpr(f"{type(node).__name__} is not supported")
 
     # selectors
 
+    def at(self, node: Any, offset_ms: int) -> At | None:
+        """The `@` modifier of a selector or subquery, compiled."""
+        at = node.at
+        if at is None:
+            return None
+        chain = tuple(self.chain)
+        if chain:  # where Prometheus reads depends on the query's time too (At)
+            self.marks.append(_QUERY_TIME)
+            self.uses_query_time = True
+        if at.type in (pp.AtModifierType.Start, pp.AtModifierType.End):
+            # A rule evaluation is an instant query: start() and end() are its time.
+            self.marks.append(_QUERY_TIME)
+            self.uses_query_time = True
+            return At(None, self.query_ms, offset_ms, chain)
+        try:
+            delta = at.at - _EPOCH
+        except (OverflowError, ValueError):
+            raise UnsupportedExpr(
+                f"@ with a time after the year 9999 in {node} is not supported"
+            ) from None
+        self.marks.append(_AT)
+        ms = (delta.days * 86400 + delta.seconds) * 1000 + (delta.microseconds + 500) // 1000
+        return At(ms, self.query_ms, offset_ms, chain)
+
+    def fetched(self, at: At | None, span_ms: int, offset_ms: int) -> Fetched | None:
+        """For a selector inside subqueries involving `@`: the samples Prometheus fetches."""
+        if not self.chain or (at is None and all(q.at is None for q in self.chain)):
+            return None
+        return Fetched(tuple(self.chain), at, span_ms, offset_ms, self.query_ms)
+
+    def reaches(self, span_ms: int, offset_ms: int, at: At | None, *, kind: str) -> None:
+        """Account for a selector (or a subquery: `kind`) reading `span_ms` before its
+        offset: how far back the history must reach, and how long windows take to fill."""
+        if offset_ms < 0:
+            self.marks.append(_FUTURE)
+        if at is not None and at.fixed_ms is not None:
+            return  # a fixed time: not relative to the evaluation time (see lookback())
+        shift = 0 if at is not None else self.shift_ms
+        if shift is None:
+            return  # inside a subquery pinned to a fixed time
+        reach = span_ms + max(shift + offset_ms, 0)
+        if kind != _SUBQUERY:  # a subquery's inner selectors read the history, not it
+            self.lookback_ms = max(self.lookback_ms, reach)
+        if kind != VECTOR:
+            self.range_ms = max(self.range_ms, reach)
+
     def matchers(self, vs: pp.VectorSelector) -> tuple[Matcher, ...]:
-        if vs.at is not None:
-            raise UnsupportedExpr(f"the @ modifier in {vs} is not supported")
         if vs.matchers.or_matchers:
             raise UnsupportedExpr(f"'or' inside label matchers in {vs} is not supported")
         out: list[Matcher] = []
@@ -251,12 +392,17 @@ class _Compiler:
     def vector_selector(self, vs: pp.VectorSelector, with_ts: bool = False) -> Fn:
         ms = self.matchers(vs)
         off = _ms(vs.offset)
-        self.lookback_ms = max(self.lookback_ms, LOOKBACK_MS + max(off, 0))
+        at = self.at(vs, off)
+        self.reaches(LOOKBACK_MS, off, at, kind=VECTOR)
         self.instant_selectors.append(ms)
+        fetched = self.fetched(at, LOOKBACK_MS, off)
 
         def select(h: History, t: int) -> IVec:
-            ref = t - off
+            ref = (t if at is None else at(t)) - off
             oldest = ref - LOOKBACK_MS
+            if fetched is not None:
+                lo, hi = fetched()
+                ref, oldest = min(ref, hi), max(oldest, lo)
             out: IVec = []
             for s in h.series(ms):
                 ts = s.ts
@@ -273,8 +419,18 @@ class _Compiler:
 
         def select_ts(h: History, t: int) -> IVec:
             """For timestamp(): the sample's own timestamp, with the metric name dropped."""
-            ref = t - off
-            oldest = ref - LOOKBACK_MS
+            if at is None:
+                ref = t - off
+                oldest = ref - LOOKBACK_MS
+                if fetched is not None:
+                    lo, hi = fetched()
+                    ref, oldest = min(ref, hi), max(oldest, lo)
+            else:
+                # Prometheus 2.42 reads `timestamp(x @ T offset o)` at T itself, among the
+                # samples the selector fetched for T - o (its 5 minutes up to T - o).
+                when = at.time()
+                ref = min(when, when - off)
+                oldest = max(when, when - off) - LOOKBACK_MS
             out: IVec = []
             for s in h.series(ms):
                 ts = s.ts
@@ -293,12 +449,16 @@ class _Compiler:
         ms = self.matchers(vs)
         off = _ms(vs.offset)
         rng = _ms(node.range)
-        self.lookback_ms = max(self.lookback_ms, rng + max(off, 0))
-        self.range_ms = max(self.range_ms, rng + max(off, 0))
+        at = self.at(vs, off)
+        self.reaches(rng, off, at, kind=MATRIX)
+        fetched = self.fetched(at, rng, off)
 
         def windows(h: History, t: int) -> list[Window]:
-            ref = t - off
+            ref = (t if at is None else at(t)) - off
             start = ref - rng
+            if fetched is not None:
+                lo, hi = fetched()
+                start, ref = max(start, lo), min(ref, hi)
             out: list[Window] = []
             for s in h.series(ms):
                 ts = s.ts
@@ -309,7 +469,68 @@ class _Compiler:
                     out.append((s, lo, hi))
             return out
 
-        return Matrix(windows, rng, off, vs, ms)
+        # Where Prometheus cuts reads, rate() must take the general path through `windows`.
+        return Matrix(windows, rng, off, vs if fetched is None else None, ms, at)
+
+    def subquery(self, node: pp.SubqueryExpr) -> Matrix:
+        """`expr[range:step]`: the inner expression evaluated at every multiple of the step
+        in the window, as Prometheus aligns them (promql/engine.go: the first step is the
+        first multiple of the step at or after `t - offset - range`, the last at or before
+        `t - offset`; `@` moves `t`). Functions then read those results as they read
+        samples.
+
+        The results at each step are kept in the history between evaluations
+        (`Steps`): each cycle computes only the steps that are new, or whose inputs were
+        written since. Inner expressions that read at fixed times or ahead of their step
+        (`@`, negative offsets) are computed in full every time. `@` inside is where
+        Prometheus' arithmetic (subquery.At) says."""
+        rng = _ms(node.range)
+        off = _ms(node.offset)
+        step = _ms(node.step) if node.step is not None else self.default_step_ms
+        at = self.at(node, off)
+        self.reaches(rng, off, at, kind=_SUBQUERY)
+        outer = self.shift_ms
+        if at is not None and at.fixed_ms is not None:
+            self.shift_ms = None
+        elif at is not None:
+            self.shift_ms = rng + off
+        elif outer is not None:
+            self.shift_ms = outer + rng + off
+        mark = len(self.marks)
+        self.chain.append(Subq(rng, step, off, at))
+        try:
+            kind, inner = self.compile(node.expr)
+        finally:
+            self.shift_ms = outer
+            self.chain.pop()
+        _ensure(kind, VECTOR, "a subquery")
+        cached = not {_AT, _QUERY_TIME, _FUTURE} & set(self.marks[mark:])
+        self.marks.append(_SUBQUERY)
+        key = f"{node.prettify()} step={step}"
+        self.subqueries.append((key, rng // step + 1))
+        invariant = step_invariant(node.expr)
+
+        def windows(h: History, t: int) -> list[Window]:
+            ref = (t if at is None else at(t)) - off
+            first = step_at_or_after(ref - rng, step)
+            steps_of: Fn = inner
+            if invariant:
+                # Prometheus evaluates an inner expression that cannot change from step to
+                # step once, at the first step, even when there is no step in the range
+                # (an error it raises still counts).
+                steps_of = _constant(inner(h, first))
+            if cached:
+                steps = h.subqueries.get(key)
+                if steps is None:
+                    steps = h.subqueries[key] = Steps()
+                steps.last_used_ms = t
+                steps.update(h, steps_of, first, ref, step)
+            else:
+                steps = Steps()
+                steps.fill(h, steps_of, first, ref, step)
+            return steps.windows(ref - rng, ref)
+
+        return Matrix(windows, rng, off, None, (), at)
 
     # operators
 
@@ -373,8 +594,12 @@ class _Compiler:
         vfn, sfn = (rfn, lfn) if swap else (lfn, rfn)
 
         def vector_scalar(h: History, t: int) -> IVec:
-            vec = vfn(h, t)
-            sv = sfn(h, t)
+            if swap:  # the left-hand side first: whose error wins
+                sv = sfn(h, t)
+                vec = vfn(h, t)
+            else:
+                vec = vfn(h, t)
+                sv = sfn(h, t)
             out: IVec = []
             dropped = False
             for key, v in vec:
@@ -479,6 +704,8 @@ class _Compiler:
 
         def run(h: History, t: int) -> IVec:
             lhs, rhs = lfn(h, t), rfn(h, t)
+            if not lhs or not rhs:
+                return []  # as 2.42: nothing can match, so nothing is checked either
             if one_to_many:
                 lhs, rhs = rhs, lhs
             right: dict[Key, tuple[Key, float]] = {}
@@ -537,6 +764,8 @@ class _Compiler:
         op = str(node.op)
         kind, fn = self.compile(node.expr)
         _ensure(kind, VECTOR, f"aggregation {op}")
+        if op == "count_values":
+            return VECTOR, count_values(node, fn)
         if op not in AGGREGATORS and op not in ("topk", "bottomk", "quantile"):
             raise UnsupportedExpr(f"aggregation {op} is not supported")
         pfn: Fn | None = None
@@ -647,19 +876,25 @@ class _Compiler:
         if function is None:
             raise UnsupportedExpr(f"function {name}() is not supported")
         args = [
-            self.argument(name, arg, want) for arg, want in zip(nodes, function.args, strict=False)
+            self.argument(name, arg, want)
+            for arg, want in zip(nodes, function.arg_kinds(len(nodes)), strict=False)
         ]
+        if name in AT_UNSAFE:  # evaluated at every step: a window with @ moves with it
+            for a in args:
+                if isinstance(a, Matrix) and isinstance(a.at, At):
+                    a.at.drift = True
         return function.returns, function.build(args, nodes)
 
     def argument(self, name: str, node: Any, want: str) -> Any:
         """One argument of `name()` compiled to what the function takes: a closure, a
         `Matrix` for a range selector, the text of a string literal."""
         if want == RANGE_SELECTOR:
+            while isinstance(node, pp.ParenExpr):
+                node = node.expr
+            if isinstance(node, pp.SubqueryExpr):
+                return self.subquery(node)
             if not isinstance(node, pp.MatrixSelector):
-                raise UnsupportedExpr(
-                    f"{name}() over anything but a range selector (e.g. a subquery) is not "
-                    "supported"
-                )
+                raise ValueError(f"{name}() expects a range vector")
             return self.matrix_selector(node)
         if want == STRING:
             while isinstance(node, pp.ParenExpr):
@@ -672,6 +907,10 @@ class _Compiler:
         kind, fn = self.compile(node)
         _ensure(kind, want, f"{name}()")
         return fn
+
+
+def _constant(value: Any) -> Fn:
+    return lambda h, t: value
 
 
 def _fmt_labels(key: Key) -> str:

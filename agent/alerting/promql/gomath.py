@@ -1,11 +1,13 @@
 """Go's float64 math, where Python's differs: x/0 is ±Inf (never an exception), Pow and Log
 are Go's own algorithms (so `x^2` and `ln(x)` agree with Prometheus to the last bit), and
-Max/Min order NaN, ±Inf and ±0 the way Go does."""
+Max/Min order NaN, ±Inf and ±0 the way Go does. Also Go's sort.Sort, whose order of equal
+elements sort() and sort_desc() show."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 NAN = float("nan")
 INF = float("inf")
@@ -194,3 +196,214 @@ def go_min(x: float, y: float) -> float:
     if x == 0 and x == y:
         return x if math.copysign(1, x) < 0 else y
     return x if x < y else y
+
+
+# -- Go's sort.Sort (pdqsort, Go 1.19) -----------------------------------------------------
+#
+# Prometheus sorts with sort.Sort, which is not stable: which of several equal values comes
+# first follows the algorithm, so sort() and sort_desc() run the same algorithm here.
+
+
+def go_sort(data: list[Any], less: Callable[[Any, Any], bool]) -> None:
+    """Go 1.19's sort.Sort on `data` in place, `less(x, y)` being Interface.Less."""
+    n = len(data)
+    if n > 1:
+        _Pdq(data, less).pdqsort(0, n, n.bit_length())
+
+
+class _Pdq:
+    __slots__ = ("d", "lt")
+
+    def __init__(self, data: list[Any], less: Callable[[Any, Any], bool]) -> None:
+        self.d = data
+        self.lt = less
+
+    def less(self, i: int, j: int) -> bool:
+        return self.lt(self.d[i], self.d[j])
+
+    def swap(self, i: int, j: int) -> None:
+        d = self.d
+        d[i], d[j] = d[j], d[i]
+
+    def insertion_sort(self, a: int, b: int) -> None:
+        for i in range(a + 1, b):
+            j = i
+            while j > a and self.less(j, j - 1):
+                self.swap(j, j - 1)
+                j -= 1
+
+    def sift_down(self, lo: int, hi: int, first: int) -> None:
+        root = lo
+        while True:
+            child = 2 * root + 1
+            if child >= hi:
+                return
+            if child + 1 < hi and self.less(first + child, first + child + 1):
+                child += 1
+            if not self.less(first + root, first + child):
+                return
+            self.swap(first + root, first + child)
+            root = child
+
+    def heap_sort(self, a: int, b: int) -> None:
+        first, hi = a, b - a
+        for i in range((hi - 1) // 2, -1, -1):
+            self.sift_down(i, hi, first)
+        for i in range(hi - 1, -1, -1):
+            self.swap(first, first + i)
+            self.sift_down(0, i, first)
+
+    def pdqsort(self, a: int, b: int, limit: int) -> None:
+        was_balanced = was_partitioned = True
+        while True:
+            length = b - a
+            if length <= 12:
+                self.insertion_sort(a, b)
+                return
+            if limit == 0:
+                self.heap_sort(a, b)
+                return
+            if not was_balanced:
+                self.break_patterns(a, b)
+                limit -= 1
+            pivot, hint = self.choose_pivot(a, b)
+            if hint == _DECREASING:
+                self.reverse_range(a, b)
+                pivot = (b - 1) - (pivot - a)
+                hint = _INCREASING
+            if (
+                was_balanced
+                and was_partitioned
+                and hint == _INCREASING
+                and self.partial_insertion_sort(a, b)
+            ):
+                return
+            if a > 0 and not self.less(a - 1, pivot):
+                a = self.partition_equal(a, b, pivot)
+                continue
+            mid, was_partitioned = self.partition(a, b, pivot)
+            left, right = mid - a, b - mid
+            threshold = length // 8
+            if left < right:
+                was_balanced = left >= threshold
+                self.pdqsort(a, mid, limit)
+                a = mid + 1
+            else:
+                was_balanced = right >= threshold
+                self.pdqsort(mid + 1, b, limit)
+                b = mid
+
+    def partition(self, a: int, b: int, pivot: int) -> tuple[int, bool]:
+        self.swap(a, pivot)
+        i, j = a + 1, b - 1
+        while i <= j and self.less(i, a):
+            i += 1
+        while i <= j and not self.less(j, a):
+            j -= 1
+        if i > j:
+            self.swap(j, a)
+            return j, True
+        self.swap(i, j)
+        i += 1
+        j -= 1
+        while True:
+            while i <= j and self.less(i, a):
+                i += 1
+            while i <= j and not self.less(j, a):
+                j -= 1
+            if i > j:
+                break
+            self.swap(i, j)
+            i += 1
+            j -= 1
+        self.swap(j, a)
+        return j, False
+
+    def partition_equal(self, a: int, b: int, pivot: int) -> int:
+        self.swap(a, pivot)
+        i, j = a + 1, b - 1
+        while True:
+            while i <= j and not self.less(a, i):
+                i += 1
+            while i <= j and self.less(a, j):
+                j -= 1
+            if i > j:
+                return i
+            self.swap(i, j)
+            i += 1
+            j -= 1
+
+    def partial_insertion_sort(self, a: int, b: int) -> bool:
+        i = a + 1
+        for _ in range(5):
+            while i < b and not self.less(i, i - 1):
+                i += 1
+            if i == b:
+                return True
+            if b - a < 50:
+                return False
+            self.swap(i, i - 1)
+            if i - a >= 2:
+                j = i - 1
+                while j >= 1 and self.less(j, j - 1):
+                    self.swap(j, j - 1)
+                    j -= 1
+            if b - i >= 2:
+                j = i + 1
+                while j < b and self.less(j, j - 1):
+                    self.swap(j, j - 1)
+                    j += 1
+        return False
+
+    def break_patterns(self, a: int, b: int) -> None:
+        length = b - a
+        if length >= 8:
+            random = length
+            modulus = 1 << length.bit_length()
+            for idx in range(a + (length // 4) * 2 - 1, a + (length // 4) * 2 + 2):
+                random ^= (random << 13) & _U64
+                random ^= random >> 17
+                random ^= (random << 5) & _U64
+                other = random & (modulus - 1)
+                if other >= length:
+                    other -= length
+                self.swap(idx, a + other)
+
+    def choose_pivot(self, a: int, b: int) -> tuple[int, int]:
+        n = b - a
+        swaps = [0]
+        i, j, k = a + n // 4 * 1, a + n // 4 * 2, a + n // 4 * 3
+        if n >= 8:
+            if n >= 50:
+                i = self.median(i - 1, i, i + 1, swaps)
+                j = self.median(j - 1, j, j + 1, swaps)
+                k = self.median(k - 1, k, k + 1, swaps)
+            j = self.median(i, j, k, swaps)
+        if swaps[0] == 0:
+            return j, _INCREASING
+        if swaps[0] == 12:
+            return j, _DECREASING
+        return j, _UNKNOWN
+
+    def median(self, a: int, b: int, c: int, swaps: list[int]) -> int:
+        if self.less(b, a):
+            swaps[0] += 1
+            a, b = b, a
+        if self.less(c, b):
+            swaps[0] += 1
+            b, c = c, b
+        if self.less(b, a):
+            swaps[0] += 1
+            a, b = b, a
+        return b
+
+    def reverse_range(self, a: int, b: int) -> None:
+        i, j = a, b - 1
+        while i < j:
+            self.swap(i, j)
+            i += 1
+            j -= 1
+
+
+_UNKNOWN, _INCREASING, _DECREASING = 0, 1, 2
+_U64 = (1 << 64) - 1

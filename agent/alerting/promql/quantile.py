@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+from agent.alerting.promql.gomath import go_div
+
 NAN = float("nan")
 INF = float("inf")
 
@@ -56,7 +58,7 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
         start = bounds[b - 1]
         count -= counts[b - 1]
         rank -= counts[b - 1]
-    return start + (end - start) * (rank / count)
+    return start + (end - start) * go_div(rank, count)  # 0/0 (q=0, empty bucket): NaN
 
 
 def _nan_first(v: float) -> tuple[int, float]:
@@ -65,7 +67,7 @@ def _nan_first(v: float) -> tuple[int, float]:
 
 def quantile(q: float, values: list[float]) -> float:
     """promql/quantile.go quantile (linear interpolation between closest ranks)."""
-    if not values:
+    if not values or q != q:
         return NAN
     if q < 0:
         return -INF

@@ -8,13 +8,13 @@ expression is a closure `(history, t_ms) -> value`. The public `Sample` and `Vec
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 import promql_parser as pp
 
 from agent.alerting.history import History, Matcher, Series, SeriesKey
+from agent.support.goregexp import RegexpUnsupported, compile_anchored
 
 Key = SeriesKey
 IVec = list[tuple[Key, float]]
@@ -36,23 +36,34 @@ class EvalError(ValueError):
 
 
 class Matrix:
-    """A compiled range selector: the function that finds windows, plus its shape."""
+    """A compiled range selector or subquery: the function that finds windows, plus its
+    shape. A window evaluated at `t` ends at `end(t)`: `t - offset`, or with `@` the
+    modifier's time minus the offset."""
 
-    __slots__ = ("fn", "matchers", "offset_ms", "range_ms", "selector")
+    __slots__ = ("at", "fn", "matchers", "offset_ms", "range_ms", "selector")
 
     def __init__(
         self,
         fn: Callable[[History, int], list[Window]],
         range_ms: int,
         offset_ms: int,
-        selector: pp.VectorSelector,
+        selector: pp.VectorSelector | None,
         matchers: tuple[Matcher, ...],
+        at: Callable[[int], int] | None = None,
     ):
         self.fn = fn
         self.range_ms = range_ms
         self.offset_ms = offset_ms
         self.selector = selector
+        """The range selector's instant part; None for a subquery (whose windows hold the
+        results of its inner expression at its steps, not stored samples)."""
         self.matchers = matchers
+        self.at = at
+        """The `@` modifier: evaluation time -> the time it stands for (None: no `@`)."""
+
+    def end(self, t: int) -> int:
+        """Where the window evaluated at `t` ends (ms)."""
+        return (t if self.at is None else self.at(t)) - self.offset_ms
 
 
 def drop_name(key: Key) -> Key:
@@ -65,14 +76,11 @@ def check_unique(vec: IVec) -> IVec:
     return vec
 
 
-_NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=")
-
-
 def check_re2(pattern: str) -> None:
-    """Prometheus uses Go's RE2: no lookaround, no backreferences. Python's re has them, so
-    refuse them rather than accept a rule Prometheus would reject."""
-    if _NOT_RE2.search(pattern):
-        raise UnsupportedExpr(
-            f"regular expression {pattern!r}: lookarounds and backreferences are not "
-            "supported (Prometheus uses RE2)"
-        )
+    """Prometheus compiles regexes with Go's regexp (RE2 syntax); chatwatch translates them
+    to Python's re (agent/support/goregexp.py). Reject what Go rejects, with Go's message,
+    and the little that cannot be translated (Unicode scripts) as unsupported."""
+    try:
+        compile_anchored(pattern)
+    except RegexpUnsupported as e:
+        raise UnsupportedExpr(f"regular expression {pattern!r}: {e}") from None

@@ -87,7 +87,10 @@ _GO_ESCAPES = {
 
 
 def _unquote(s: str) -> str:
-    body = s[1:-1]
+    """Go's strconv.Unquote of a "..." or '...' literal; a malformed escape (`\\x` without
+    two hex digits, `\\'` inside double quotes, a surrogate `\\ud800`...) is Go's
+    "invalid syntax", reported as a ParseError like every other template error."""
+    quote, body = s[0], s[1:-1]
     out = []
     i = 0
     while i < len(body):
@@ -96,21 +99,25 @@ def _unquote(s: str) -> str:
             out.append(ch)
             i += 1
             continue
-        nxt = body[i + 1]
-        if nxt in _GO_ESCAPES:
+        nxt = body[i + 1] if i + 1 < len(body) else ""
+        width = {"x": 2, "u": 4, "U": 8}.get(nxt, 0)
+        if nxt in _GO_ESCAPES and (nxt not in "'\"" or nxt == quote):
             out.append(_GO_ESCAPES[nxt])
             i += 2
-        elif nxt == "x":
-            out.append(chr(int(body[i + 2 : i + 4], 16)))
-            i += 4
-        elif nxt == "u":
-            out.append(chr(int(body[i + 2 : i + 6], 16)))
-            i += 6
-        elif nxt == "U":
-            out.append(chr(int(body[i + 2 : i + 10], 16)))
-            i += 10
-        elif nxt in "01234567":
-            out.append(chr(int(body[i + 1 : i + 4], 8)))
+        elif width:
+            digits = body[i + 2 : i + 2 + width]
+            if len(digits) != width or any(c not in "0123456789abcdefABCDEF" for c in digits):
+                raise ParseError(f"invalid syntax: malformed escape sequence \\{nxt} in {s}")
+            code = int(digits, 16)
+            if nxt != "x" and (code > 0x10FFFF or 0xD800 <= code <= 0xDFFF):
+                raise ParseError(f"invalid syntax: escape sequence is invalid Unicode in {s}")
+            out.append(chr(code))
+            i += 2 + width
+        elif nxt and nxt in "01234567":
+            digits = body[i + 1 : i + 4]
+            if len(digits) != 3 or any(c not in "01234567" for c in digits) or int(digits, 8) > 255:
+                raise ParseError(f"invalid syntax: malformed octal escape in {s}")
+            out.append(chr(int(digits, 8)))
             i += 4
         else:
             raise ParseError(f"invalid syntax: unknown escape sequence \\{nxt} in {s}")
@@ -150,7 +157,10 @@ def _lex_action(text: str, offset: int) -> list[_Tok]:
         elif kind == "raw":
             kind, value = "string", tok[1:-1]
         elif kind == "char":
-            kind, value = "number", GoInt(ord(_unquote('"' + tok[1:-1] + '"')))
+            char = _unquote(tok)
+            if len(char) != 1:
+                raise ParseError(f"malformed character constant: {tok}")
+            kind, value = "number", GoInt(ord(char))
         elif kind == "number":
             value = _number(tok)
         elif kind == "ident" and tok in ("true", "false"):
