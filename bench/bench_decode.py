@@ -7,6 +7,13 @@ outcomes 5%, auth failures 3%; ~250 bytes a line). Each format is fed the same r
 its own framing, in batches (a fresh `out` list per batch, as the file source does), and
 the best of `--repeat` runs is printed. The floor is a bare `for line: orjson.loads(line)`
 loop that keeps nothing: the price of parsing alone.
+
+Multi-line events (`multiline: {preset: python}`) are measured on the `regex` framing too:
+once on the same lines (no traceback: the price of judging each line), and once with
+Python tracebacks (chained, 12 lines each) after some records, so that `--traceback-share`
+of all lines (5%) are traceback lines. Rates count input lines. The check: with
+tracebacks, at least half the throughput of the plain `regex` source (issue 14); a run
+below it fails.
 """
 
 from __future__ import annotations
@@ -23,8 +30,26 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.decode.config import MultilineConfig
 from agent.decode.formats import make_decoder
 from agent.sources.config import SourceConfig
+
+TRACEBACK = [
+    b"Traceback (most recent call last):",
+    b'  File "/app/chatbot/llm.py", line 61, in complete',
+    b"    response = await self._client.chat.completions.create(",
+    b"               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    b"httpx.ReadTimeout: timed out",
+    b"",
+    b"The above exception was the direct cause of the following exception:",
+    b"",
+    b"Traceback (most recent call last):",
+    b'  File "/usr/local/lib/python3.11/site-packages/openai/_base_client.py", line 1612, in _r',
+    b"    raise APITimeoutError(request=request) from err",
+    b"openai.APITimeoutError: Request timed out.",
+]
+MIN_MULTILINE_RATIO = 0.5
+"""With 5% traceback lines, the python preset keeps at least this share of `regex`'s rate."""
 
 ROUTES = ["/api/chat", "/api/chat/stream", "/api/history", "/api/feedback", "/healthz"]
 MODELS = ["gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet", "llama-3-70b"]
@@ -114,6 +139,22 @@ REGEX = (
 )
 
 
+def with_tracebacks(lines: list[bytes], share: float) -> tuple[list[bytes], int]:
+    """`lines` with a traceback after every k-th record, so that `share` of all lines are
+    traceback lines; and how many tracebacks that is."""
+    per = len(TRACEBACK)
+    count = round(len(lines) * share / (1 - share) / per)
+    every = max(1, len(lines) // max(count, 1))
+    out: list[bytes] = []
+    added = 0
+    for i, line in enumerate(lines):
+        out.append(line)
+        if added < count and i % every == every - 1:
+            out.extend(TRACEBACK)
+            added += 1
+    return out, added
+
+
 def best_rate(run: Callable[[], object], n: int, repeat: int) -> float:
     best = 0.0
     for _ in range(repeat):
@@ -134,12 +175,13 @@ def decode_all(cfg: SourceConfig, batches: list[list[bytes]], errors: list[str])
     return total
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--formats", default="json,cri,docker,logfmt,regex,auto")
+    ap.add_argument("--traceback-share", type=float, default=0.05)
     args = ap.parse_args()
 
     data = framings(records(args.lines))
@@ -158,18 +200,71 @@ def main() -> None:
     print(f"{'floor (bare orjson.loads)':28s} {floor_rate:12,.0f} lines/s")
 
     errors: list[str] = []
+    rates: dict[str, float] = {}
     for fmt in args.formats.split(","):
         cfg = SourceConfig(name="bench", paths=["/bench"], format=fmt, regex=REGEX)
         lines = data[fmt]
         batches = [lines[i : i + args.batch] for i in range(0, n, args.batch)]
         run = functools.partial(decode_all, cfg, batches, errors)
-        rate = best_rate(run, n, args.repeat)
+        rate = rates[fmt] = best_rate(run, n, args.repeat)
         ratio = rate / floor_rate
         print(f"{'decode ' + fmt:28s} {rate:12,.0f} lines/s  ({ratio:.2f} x floor)")
         events = run()
         if events != n:
             raise SystemExit(f"{fmt}: {events} events from {n} lines, errors {set(errors)}")
+    if "regex" in rates:
+        return multiline(data["regex"], args)
+    return 0
+
+
+def multiline(lines: list[bytes], args: argparse.Namespace) -> int:
+    """The python preset on the `regex` framing, without and with tracebacks, against the
+    plain `regex` source measured in turn with it (the same machine load for all three)."""
+    plain = SourceConfig(name="bench", paths=["/bench"], format="regex", regex=REGEX)
+    preset = plain.model_copy(update={"multiline": MultilineConfig(preset="python")})
+    joined, tracebacks = with_tracebacks(lines, args.traceback_share)
+    runs = {
+        "regex (again, for the ratio)": (plain, lines),
+        "regex + python preset, no traceback": (preset, lines),
+        f"regex + python preset, {args.traceback_share:.0%} traceback lines": (preset, joined),
+    }
+    best = dict.fromkeys(runs, 0.0)
+    for _ in range(args.repeat):
+        for name, (cfg, workload) in runs.items():
+            run = functools.partial(_decode, cfg, workload, args.batch)
+            best[name] = max(best[name], best_rate(run, len(workload), 1))
+    base = best["regex (again, for the ratio)"]
+    for name, (cfg, workload) in runs.items():
+        errors: list[str] = []
+        events = _decode(cfg, workload, args.batch, errors)
+        if events != len(lines) or errors:
+            raise SystemExit(f"{name}: {events} events, not {len(lines)}; errors {set(errors)}")
+        print(f"{name:44s} {best[name]:12,.0f} lines/s  ({best[name] / base:.2f} x regex)")
+    share = (len(joined) - len(lines)) / len(joined)
+    print(
+        f"  {tracebacks} tracebacks of {len(TRACEBACK)} lines: {share:.1%} of {len(joined)} lines"
+    )
+    ratio = min(best[name] for name in list(runs)[1:]) / base
+    if ratio < MIN_MULTILINE_RATIO:
+        print(f"FAIL: the python preset at {ratio:.2f} x regex, below {MIN_MULTILINE_RATIO}")
+        return 1
+    return 0
+
+
+def _decode(
+    cfg: SourceConfig, lines: list[bytes], batch: int, errors: list[str] | None = None
+) -> int:
+    """One file's lines through a fresh decoder in batches, then its flush; the events."""
+    decoder = make_decoder(cfg, (errors if errors is not None else []).append)
+    total = 0
+    for i in range(0, len(lines), batch):
+        out: list[dict[str, object]] = []
+        decoder.decode(lines[i : i + batch], out)
+        total += len(out)
+    out = []
+    decoder.flush(out)
+    return total + len(out)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,6 @@
 """Recipe examples/recipes/fastapi-support-bot: a FastAPI support bot's Python `logging` text
-log, decoded by a regex, replayed through the recipe's config and rules with the real CLI.
+log, decoded by a regex with its tracebacks joined to their records (`multiline: {preset:
+python}`), replayed through the recipe's config and rules with the real CLI.
 
 Expectations come from the generator (`generate.py --counts`: what it wrote, per handler,
 category, resolution, error type ...), never from chatwatch's own output.
@@ -30,7 +31,7 @@ from agent.decode.formats import make_decoder
 from tests.deploy_support import REPO
 from tests.notify_support import HookServer
 from tests.realservers import free_port, running_chatwatch, wait_until
-from tests.recipe_support import chatwatch
+from tests.recipe_support import chatwatch, load_generator
 
 RECIPE = REPO / "examples" / "recipes" / "fastapi-support-bot"
 SAMPLE = RECIPE / "sample.log"
@@ -45,6 +46,7 @@ METRICS = {
     "conversations": ("support_bot_conversations_total", ("category", "resolution")),
     "escalations": ("support_bot_escalations_total", ("reason",)),
     "errors": ("support_bot_errors_total", ("logger", "error_type")),
+    "exceptions": ("support_bot_exceptions_total", ("logger", "exception_type")),
     "llm": ("support_bot_llm_calls_total", ("model", "outcome")),
     "http": ("support_bot_http_requests_total", ("method", "path", "status_code")),
     "lines": ("support_bot_log_lines_total", ("level",)),
@@ -136,29 +138,36 @@ def test_replay_counts_what_the_bot_logged(
             for row in counts["metrics"][key]
         }
         assert replay.metrics.get(metric) == expected, metric
-    # Every record is an event; every traceback line is skipped and counted, not an event.
-    assert f"({counts['records']} events)" in replay.summary
-    assert f"# {counts['continuation_lines']} lines could not be decoded" in replay.summary
+    # Every record is one event, its traceback included; no line is left undecoded.
+    lines = counts["records"] + counts["continuation_lines"]
+    assert f"replayed {lines} lines ({counts['records']} events)" in replay.summary
+    assert "could not be decoded" not in replay.summary
     assert "no usable" not in replay.summary  # every event had its asctime read
 
 
-def test_decoder_skips_and_counts_traceback_lines() -> None:
-    """The decoder on every line of the sample, as replay feeds it: a record is an event,
-    a traceback line is `no_match`, a blank line in a chained traceback is `empty`."""
+def test_decoder_joins_each_traceback_to_its_record() -> None:
+    """The decoder on every line of the sample, as replay feeds it: a record and the
+    traceback after it are one event, with the exception the bot caught."""
     (source,) = load(CONFIG, env=ENV).sources
     reasons: Counter[str] = Counter()
     events: list[dict[str, Any]] = []
-    lines = SAMPLE.read_bytes().splitlines()
-    make_decoder(source, lambda reason: reasons.update([reason])).decode(lines, events)
-    starts_record = [bool(re.match(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", ln)) for ln in lines]
-    assert len(events) == sum(starts_record)
-    assert reasons == {
-        "no_match": sum(
-            1 for ln, s in zip(lines, starts_record, strict=True) if ln.strip() and not s
-        ),
-        "empty": sum(1 for ln in lines if not ln.strip()),
-    }
-    assert all(e["ts"] and e["level"] and e["logger"] and "message" in e for e in events)
+    decoder = make_decoder(source, lambda reason: reasons.update([reason]))
+    decoder.decode(SAMPLE.read_bytes().splitlines(), events)
+    decoder.flush(events)
+    records = _records(SAMPLE.read_text().splitlines())
+    assert reasons == {}
+    assert len(events) == len(records)
+    caught = load_generator(RECIPE).EXCEPTION_TYPES
+    for event, record in zip(events, records, strict=True):
+        assert event["ts"] and event["level"] and event["logger"]
+        assert record[0].endswith(event["message"])
+        if len(record) == 1:
+            assert "exception" not in event
+            continue
+        error_type = re.search(r"error_type=(\w+)", event["message"])
+        assert error_type is not None
+        assert event["exception"]["type"] == caught[error_type.group(1)]
+        assert event["exception"]["stacktrace"] == "\n".join(record[1:])
 
 
 def test_automation_rate_is_recorded(replay: Replay) -> None:
@@ -267,11 +276,12 @@ def _records(lines: list[str]) -> list[list[str]]:
     return records
 
 
-def test_live_agent_posts_the_alert_to_the_webhook_and_skips_tracebacks(
+def test_live_agent_posts_the_alert_to_the_webhook_with_the_exception_types(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`chatwatch run` on the recipe's config (only the port changed): the bot logs three
-    timeouts with their tracebacks, and the webhook gets SupportBotRepeatedError."""
+    timeouts with their tracebacks, and the webhook gets SupportBotRepeatedError. The
+    last traceback ends the file: its record is counted once the file is quiet."""
     config = yaml.safe_load(CONFIG.read_text())
     port = free_port()
     config["server"]["listen"] = f"127.0.0.1:{port}"
@@ -314,14 +324,14 @@ def test_live_agent_posts_the_alert_to_the_webhook_and_skips_tracebacks(
                     return s.value
         return None
 
-    # Traceback lines are counted as no_match, the blank lines of chained tracebacks as
-    # empty, as replay counts them.
-    no_match = sum(1 for ln in tracebacks if ln.strip())
-    assert no_match > 0
-    assert (
-        sample("chatwatch_decode_errors_total", reason="no_match", source="support-bot") == no_match
-    )
-    assert sample("chatwatch_decode_errors_total", reason="empty", source="support-bot") == sum(
-        1 for ln in tracebacks if not ln.strip()
-    )
+    # The tracebacks are part of their records: no line is left undecoded, and each
+    # timeout is counted by the exception the bot caught.
+    assert tracebacks
+    for reason in ("no_match", "empty"):
+        assert sample("chatwatch_decode_errors_total", reason=reason, source="support-bot") == 0
     assert sample("support_bot_errors_total", logger="support_bot.llm", error_type="timeout") == 3
+    caught = load_generator(RECIPE).EXCEPTION_TYPES["timeout"]
+    assert (
+        sample("support_bot_exceptions_total", logger="support_bot.llm", exception_type=caught) == 3
+    )
+    assert sample("support_bot_log_lines_total", level="ERROR") == 3

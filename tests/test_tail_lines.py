@@ -55,3 +55,35 @@ def test_flushed_partial_line_drops_its_rest() -> None:
     assert splitter.mid_line
     assert splitter.feed(b"o-rest\nthree\n") == [b"three"]
     assert not splitter.mid_line
+
+
+@given(
+    lines=st.lists(st.tuples(line_bytes, st.booleans()), max_size=30),
+    tail=line_bytes,
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=20),
+    base=st.integers(min_value=0, max_value=10_000),
+)
+def test_tracked_starts_are_where_each_line_begins(
+    lines: list[tuple[bytes, bool]], tail: bytes, cuts: list[int], base: int
+) -> None:
+    """With `track` (multi-line sources), each line handed on comes with the file offset
+    of its first byte: CRLF endings and skipped long lines included."""
+    data = b"".join(line + (b"\r\n" if crlf else b"\n") for line, crlf in lines) + tail
+    splitter = LineSplitter(MAX, lambda: None, track=base)
+    got: list[tuple[bytes, int]] = []
+    fed = 0
+    for cut in [*sorted(c % (len(data) + 1) for c in cuts), len(data)]:
+        out = splitter.feed(data[fed:cut])
+        assert len(splitter.starts) == len(out)
+        got += zip(out, splitter.starts, strict=True)
+        fed = cut
+    flushed = splitter.flush()
+    if flushed is not None:
+        got.append((flushed, splitter.starts[0]))
+    assert [line for line, _ in got] == [line for line, _ in lines if len(line) <= MAX] + (
+        [tail] if tail and len(tail) <= MAX else []
+    )
+    for line, start in got:
+        at = start - base
+        assert data[at : at + len(line)] == line
+        assert at == 0 or data[at - 1 : at] == b"\n"

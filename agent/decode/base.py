@@ -10,7 +10,9 @@ through `on_error(reason)`, so for line-per-record formats
 
 and for `cri`/`docker`, whose records may span several lines, every *record* is either an
 event or one counted reason. `flush(out)` hands on what is held back (partial CRI/docker
-records); the source calls it when a file rotates away and at shutdown.
+records); the source calls it when a file rotates away and at shutdown. With `multiline`
+(`multiline.py`) lines are joined into events first, and `held_lines` tells the source
+which lines an unfinished event holds.
 
 Reasons (`REASONS`, pre-registered by /metrics so every counter shows from the start):
 
@@ -94,6 +96,14 @@ class Decoder:
 
     def flush(self, out: list[Event]) -> None:
         """Hand on anything held back (at rotation or shutdown)."""
+
+    @property
+    def held_lines(self) -> int:
+        """How many of the last lines fed belong to events not handed on yet: the lines of
+        a multi-line event still being joined (`multiline.py`). A file source keeps its
+        checkpoint before them, so a restart reads the event again, whole. 0 for the
+        single-line decoders, whose held CRI/docker chunks are handed on by `flush`."""
+        return 0
 
 
 def line_text(line: bytes) -> str:

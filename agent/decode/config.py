@@ -3,13 +3,68 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.support.configmodel import Model
+from agent.support.configmodel import Duration, Model
 
 Format = Literal["json", "cri", "docker", "logfmt", "regex", "auto"]
+Preset = Literal["python", "go", "java", "node"]
+
+
+def _compiles(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+class MultilineConfig(Model):
+    """Which lines make one event: a stack trace joins the log line it belongs to.
+
+    Either a `preset` or a custom rule (`start` and/or `continue`), as Fluent Bit's and
+    Vector's multiline parsers take them; `agent/decode/multiline.py` applies it.
+    """
+
+    preset: Preset | None = None
+    """Ready rules for the stack traces of a runtime: `python` (tracebacks, chained ones
+    included), `go` (panics, goroutine dumps), `java` (`at ...`, `Caused by:`, `... N
+    more`), `node` (an Error and its `    at` frames)."""
+    start: str | None = None
+    """Custom rule: a regex (searched) matching a line that begins an event; other lines
+    continue the event before them."""
+    continue_: str | None = Field(default=None, alias="continue")
+    """Custom rule: a regex (searched) matching a line that continues the event before it;
+    other lines begin an event (with `start` too: only lines matching neither do)."""
+    max_lines: int = Field(default=1000, gt=0)
+    """An event is cut at this many lines; the rest of it is dropped and counted once as
+    `too_long`."""
+    max_bytes: int = Field(default=1_048_576, gt=0)
+    """An event is cut before it grows past this many bytes (as `max_lines`)."""
+    timeout: Duration = Field(default=1.0, gt=0)
+    """The last event of a file is handed on once the file has been quiet this long (an
+    event is complete only when the line after it arrives)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_name(cls, data: Any) -> Any:
+        return {"preset": data} if isinstance(data, str) else data
+
+    _start_compiles = field_validator("start", "continue_")(_compiles)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> MultilineConfig:
+        custom = self.start is not None or self.continue_ is not None
+        if self.preset is not None and custom:
+            raise ValueError("give either a `preset` or `start`/`continue` regexes, not both")
+        if self.preset is None and not custom:
+            raise ValueError(
+                "needs a `preset` (python, go, java, node) or a `start` or `continue` regex"
+            )
+        return self
 
 
 class DecodeConfig(Model):
@@ -22,6 +77,9 @@ class DecodeConfig(Model):
     """How the payload inside `cri`/`docker` wrappers is decoded: `json` falls back to a
     `message` field when the payload is not a JSON object."""
     max_line_bytes: int = Field(default=1_048_576, gt=0)
+    multiline: MultilineConfig | None = None
+    """Join the lines of one event (a log line and its stack trace) before decoding; a
+    preset's name alone (`multiline: python`) is short for `{preset: python}`."""
 
     @field_validator("regex")
     @classmethod

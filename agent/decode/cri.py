@@ -54,6 +54,16 @@ def split_cri(line: bytes) -> tuple[bytes, bytes, bool, bytes] | None:
     return time, stream, full, payload
 
 
+def cri_record(line: bytes) -> tuple[str, str, bool, bytes] | str:
+    """A CRI line as `(stream, time, is_full, payload)` for multi-line joining
+    (`multiline.RecordJoiner`), or the reason it is not one."""
+    parsed = split_cri(line)
+    if parsed is None:
+        return "bad_cri"
+    time, stream, full, payload = parsed
+    return _STREAM_NAMES[stream], time.decode(), full, payload
+
+
 class CRIDecoder(Decoder):
     """Kubernetes CRI container logs, reassembling `P` chunks until `F` per stream.
 

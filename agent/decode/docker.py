@@ -11,6 +11,28 @@ from agent.decode.events import Event
 from agent.decode.payload import Held, finish_record, payload_decoder
 
 
+def docker_record(line: bytes) -> tuple[str | None, str | None, bool, str] | str:
+    """A json-file record as `(stream, time, is_full, log)` for multi-line joining
+    (`multiline.RecordJoiner`), or the reason it is not one."""
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "empty" if not line.strip() else "bad_docker"
+    if type(rec) is not dict:
+        return "bad_docker"
+    log = rec.get("log")
+    stream = rec.get("stream")
+    time = rec.get("time")
+    if (
+        type(log) is not str
+        or (stream is not None and type(stream) is not str)
+        or (time is not None and type(time) is not str)
+    ):
+        return "bad_docker"
+    full = log.endswith("\n")
+    return stream, time, full, log[:-1] if full else log
+
+
 class DockerDecoder(Decoder):
     """Docker's json-file driver: `{"log": "text\\n", "stream": "stdout", "time": "..."}`.
 

@@ -6,11 +6,12 @@ import orjson
 
 from agent.decode.base import BOM, Decoder, OnError
 from agent.decode.config import DecodeConfig
-from agent.decode.cri import CRIDecoder, split_cri
-from agent.decode.docker import DockerDecoder
+from agent.decode.cri import CRIDecoder, cri_record, split_cri
+from agent.decode.docker import DockerDecoder, docker_record
 from agent.decode.events import Event
 from agent.decode.json import JSONDecoder
 from agent.decode.logfmt import LogfmtDecoder
+from agent.decode.multiline import LineJoiner, RecordJoiner
 from agent.decode.regex import RegexDecoder
 
 
@@ -36,17 +37,22 @@ class AutoDecoder(Decoder):
     logs together decodes each file in its own format.
     """
 
-    __slots__ = ("_cfg", "_found")
+    __slots__ = ("_cfg", "_found", "_kind")
 
     def __init__(self, cfg: DecodeConfig, on_error: OnError) -> None:
         super().__init__(on_error)
         self._cfg = cfg
         self._found: Decoder | None = None
+        self._kind = ""
 
     @property
     def detected(self) -> str | None:
         """The format found so far (`json`, `cri`, `docker`), None before the first."""
-        return None if self._found is None else _NAMES[type(self._found)]
+        return None if self._found is None else self._kind
+
+    @property
+    def held_lines(self) -> int:
+        return 0 if self._found is None else self._found.held_lines
 
     def decode(self, lines: list[bytes], out: list[Event]) -> None:
         if self._found is not None:
@@ -56,6 +62,7 @@ class AutoDecoder(Decoder):
             kind = _detect(line)
             if kind is not None:
                 self._found = _make(kind, self._cfg, self._on_error)
+                self._kind = kind
                 self._found.decode(lines[i:], out)
                 return
             JSONDecoder(self._on_error).decode([line], out)
@@ -65,14 +72,9 @@ class AutoDecoder(Decoder):
             self._found.flush(out)
 
 
-_NAMES: dict[type[Decoder], str] = {
-    JSONDecoder: "json",
-    CRIDecoder: "cri",
-    DockerDecoder: "docker",
-}
-
-
 def _make(kind: str, cfg: DecodeConfig, on_error: OnError) -> Decoder:
+    if cfg.multiline is not None and kind != "auto":
+        return _joining(kind, cfg, on_error)
     if kind == "json":
         return JSONDecoder(on_error)
     if kind == "cri":
@@ -87,6 +89,19 @@ def _make(kind: str, cfg: DecodeConfig, on_error: OnError) -> Decoder:
         return RegexDecoder(cfg.regex, on_error)
     if kind == "auto":
         return AutoDecoder(cfg, on_error)
+    raise ValueError(f"unknown format {kind!r}")
+
+
+def _joining(kind: str, cfg: DecodeConfig, on_error: OnError) -> Decoder:
+    """The decoder of a source with `multiline` (see `multiline.py`)."""
+    if kind in ("json", "logfmt", "regex"):
+        if kind == "regex" and not cfg.regex:
+            raise ValueError("`format: regex` needs a `regex` with named groups")
+        return LineJoiner(cfg, kind, on_error)
+    if kind == "cri":
+        return RecordJoiner(cfg, cri_record, on_error)
+    if kind == "docker":
+        return RecordJoiner(cfg, docker_record, on_error)
     raise ValueError(f"unknown format {kind!r}")
 
 

@@ -14,11 +14,17 @@ Offsets: the reader advances its committed offset to `position - uncommitted`, i
 past the last line handed on. After `flush()` hands on a held partial line, the committed
 offset points into the middle of that line (`mid_line`), and the rest of the line, when it
 arrives, is discarded: it belongs to a line already handed on.
+
+With `track` (the file offset of the first byte fed; sources with `multiline` use it),
+`starts` holds the file offset at which each line of the last `feed()` or `flush()`
+begins, so the reader can keep its checkpoint at the first line of a multi-line event
+the decoder still holds. Without it nothing is counted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import accumulate
 
 from agent.decode.base import REASONS
 from agent.support.selfmetrics import SelfMetrics
@@ -28,11 +34,30 @@ _CR = b"\r"
 
 
 class LineSplitter:
-    __slots__ = ("_buf", "_max", "_on_too_long", "_skip", "mid_line", "uncommitted")
+    __slots__ = (
+        "_at",
+        "_buf",
+        "_max",
+        "_on_too_long",
+        "_skip",
+        "_track",
+        "mid_line",
+        "starts",
+        "uncommitted",
+    )
 
     def __init__(
-        self, max_line_bytes: int, on_too_long: Callable[[], None], *, mid_line: bool = False
+        self,
+        max_line_bytes: int,
+        on_too_long: Callable[[], None],
+        *,
+        mid_line: bool = False,
+        track: int | None = None,
     ) -> None:
+        self._track = track is not None
+        self._at = track or 0
+        """File offset of the next byte fed (counted only with `track`)."""
+        self.starts: list[int] = []
         self._max = max_line_bytes
         self._on_too_long = on_too_long
         self._buf = bytearray()
@@ -51,6 +76,12 @@ class LineSplitter:
     def feed(self, data: bytes) -> list[bytes]:
         """Split a chunk; return the complete lines it finishes."""
         lines: list[bytes] = []
+        track = self._track
+        if track:
+            base = self._at
+            self._at += len(data)
+            starts: list[int] = []
+            self.starts = starts
         if not data:
             return lines
         start = 0
@@ -71,6 +102,8 @@ class LineSplitter:
                     self._buf += data
                     self.uncommitted += len(data)
                 return lines
+            if track:
+                first = base - len(self._buf)
             self._buf += data[:nl]
             line = bytes(self._buf)
             self._buf.clear()
@@ -80,24 +113,33 @@ class LineSplitter:
                 self._on_too_long()
             else:
                 lines.append(line)
+                if track:
+                    starts.append(first)
             start = nl + 1
 
         last = data.rfind(_NL, start)
         if last >= 0:
             parts = data[start:last].split(_NL)
+            if track:  # each line's offset: the one before it, plus its length and newline
+                offsets = list(accumulate(map((1).__add__, map(len, parts)), initial=base + start))
+                offsets.pop()
             if _CR in data:
                 parts = [p[:-1] if p.endswith(_CR) else p for p in parts]
             if last - start > self._max:
                 keep = []
-                for p in parts:
+                for i, p in enumerate(parts):
                     if len(p) > self._max:
                         self._on_too_long()
                     else:
                         keep.append(p)
+                        if track:
+                            starts.append(offsets[i])
                 lines.extend(keep)
             else:
                 # blank lines too: the decoder counts them (`empty`), as replay does
                 lines.extend(parts)
+                if track:
+                    starts.extend(offsets)
             start = last + 1
 
         rest = len(data) - start
@@ -124,6 +166,7 @@ class LineSplitter:
         if not self._buf:
             return None
         line = bytes(self._buf)
+        self.starts = [self._at - len(line)]
         self._buf.clear()
         self._skip = True
         self.mid_line = True

@@ -6,7 +6,8 @@ descriptor's flags are left alone (they are shared with the process that gave it
 us). A read that never returns can therefore not hold up shutdown. Standard input
 redirected from a regular file (`< app.log`) cannot be polled; it is read in a worker
 thread, where a read never blocks for long. At end of input the held partial line and
-the decoder's state are handed on and `run()` returns.
+the decoder's state are handed on and `run()` returns. With `multiline`, the event being
+joined is handed on once the input has been quiet for `multiline.timeout`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class StdinSource:
         self._done = asyncio.Event()
         self._running = False
         self._flushed = False
+        self._timeout = cfg.multiline.timeout if cfg.multiline is not None else None
+        self._timer: asyncio.TimerHandle | None = None
+        """Hands on a multi-line event once the input was quiet for the timeout."""
 
     async def run(self) -> None:
         """Read and hand on lines until end of input or `stop()`."""
@@ -148,11 +152,29 @@ class StdinSource:
             events: list[Event] = []
             self._decoder.decode(lines, events)
             self._emit(events)
+        if self._timeout is not None:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None
+            if self._decoder.held_lines:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(self._timeout, self._quiet)
+
+    def _quiet(self) -> None:
+        self._timer = None
+        if self._flushed:
+            return
+        events: list[Event] = []
+        self._decoder.flush(events)
+        self._emit(events)
 
     def _flush(self) -> None:
         if self._flushed:
             return
         self._flushed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         events: list[Event] = []
         line = self._splitter.flush()
         if line is not None:

@@ -37,6 +37,10 @@ How a `FileSource` works, in the order a reader meets it:
 * **Rotated away.** A file that no longer matches the globs (renamed out, deleted, a
   symlink retargeted) is still read by its descriptor, because writers keep writing to
   it for a moment after rotation; it is closed once it has not grown for `rotate_wait`.
+  A copy is only ever of a file that still exists: a new file whose first bytes equal
+  those of a *deleted* one (the same lines written again) is new and read from its
+  start, and a deleted file's checkpoint is dropped once it is closed, so neither a
+  look-alike nor a file reusing its inode is taken for it.
 
 * **Handing on.** Each chunk (256 KiB) is split into lines (`lines.py`), decoded, and
   handed to the sink as one batch; only after the sink returns does the file's
@@ -47,6 +51,15 @@ How a `FileSource` works, in the order a reader meets it:
   rotation; the rest of that line, if it comes, is then skipped (the checkpoint records
   that it points mid-line). At `stop()` a partial line is *not* handed on: the
   checkpoint stays at its start and the next run reads it whole.
+
+* **Multi-line events.** With `multiline`, the decoder holds the lines of the event it
+  is still joining (its next line decides whether the event is complete) and says how
+  many (`held_lines`); the splitter tells where each line starts, and the checkpoint
+  stays at the first held line. At `stop()` a held event is *not* handed on: the next
+  run reads it again, whole. It is handed on once its file has been quiet for
+  `multiline.timeout`, or when the file is closed after rotation; a file truncated (or
+  copied and truncated) in the middle of one keeps it with its unfinished last line
+  (below), so a copy read from the old checkpoint reads the event whole.
 
 * **Where to start.** A file with a checkpoint resumes at it. Otherwise `start_at`
   applies on a source's first run (no checkpoints for it at all); files found later,
@@ -117,6 +130,7 @@ class _File:
         "dev",
         "fd",
         "head",
+        "held",
         "ino",
         "last_growth",
         "lost_since",
@@ -148,6 +162,9 @@ class _File:
         self.splitter: LineSplitter | None = None
         self.decoder: Decoder | None = None
         self.decoder_dirty = False
+        self.held: list[int] = []
+        """Multi-line sources: the offsets of the lines the decoder holds (an event not
+        complete yet); the checkpoint stays at the first."""
         self.tail = b""
         """The bytes just before the committed offset (what `cp.tail_hash` hashes)."""
         self.head = b""
@@ -174,12 +191,24 @@ class _Denied:
 
 
 class _HeldPartial:
-    """The unfinished last line of a file that was truncated, waiting for its copy."""
+    """The unfinished last line of a file that was truncated, waiting for its copy.
 
-    __slots__ = ("data", "deadline", "decoder", "key", "origin", "tail")
+    With `multiline`, also (or only: `data` may be empty) the event its decoder was still
+    joining; `end` and `end_tail` then say where the old checkpoint goes if no copy
+    continues the file: past that event and `data`."""
+
+    __slots__ = ("data", "deadline", "decoder", "end", "end_tail", "key", "origin", "tail")
 
     def __init__(
-        self, key: str, data: bytes, tail: bytes, origin: Origin, decoder: Decoder, deadline: float
+        self,
+        key: str,
+        data: bytes,
+        tail: bytes,
+        origin: Origin,
+        decoder: Decoder,
+        deadline: float,
+        end: int | None = None,
+        end_tail: bytes = b"",
     ) -> None:
         self.key = key
         self.data = data
@@ -187,6 +216,8 @@ class _HeldPartial:
         self.origin = origin
         self.decoder = decoder
         self.deadline = deadline
+        self.end = end
+        self.end_tail = end_tail
 
 
 class FileSource:
@@ -206,6 +237,8 @@ class FileSource:
         self._decoder_factory = decoder_factory
         self._name = cfg.name
         self._label = (cfg.name,)
+        self._multiline = cfg.multiline is not None
+        self._event_timeout = cfg.multiline.timeout if cfg.multiline is not None else math.inf
         self._patterns = [os.path.abspath(p) for p in cfg.paths]
         self._counters = SourceCounters(stats, cfg.name)
         self._rotations = stats.counter(
@@ -228,6 +261,9 @@ class FileSource:
         )
         self.opened = asyncio.Event()
         """Set once the globs were scanned and the existing files opened."""
+        self.caught_up = asyncio.Event()
+        """Set once every open file was read to its end: what the files held at start
+        (after a restart, the lines since the checkpoint) has been handed on."""
         self._files: dict[tuple[int, int], _File] = {}
         self._denied: dict[str, _Denied] = {}
         self._dir_errors: set[str] = set()
@@ -269,7 +305,9 @@ class FileSource:
         The decoder's held state (CRI/docker partial records) is handed on. An unfinished
         last line of a file still in place is *not*: its checkpoint stays at the line's
         start, so the next run reads the line whole once its writer finishes it, instead
-        of handing on a fragment now and losing the rest.
+        of handing on a fragment now and losing the rest. Nor is a multi-line event still
+        being joined (with `multiline`, nothing the decoder holds): its checkpoint stays
+        at its first line.
         """
         self._stopping = True
         self._wake.set()
@@ -301,6 +339,8 @@ class FileSource:
             if full or self._needs_scan(changes):
                 self._scan(initial=False)
                 more = await self._poll_all(verify=False) or more
+            if not more:
+                self.caught_up.set()
             if full:
                 self._touch_checkpoints()
             self._housekeeping(time.monotonic())
@@ -311,9 +351,13 @@ class FileSource:
         self._closed = True
         for f in list(self._files.values()):
             if f.cp is not None and f.state == "live":
-                self._flush_decoder(f.decoder, f.origin)
+                if not self._multiline:  # a multi-line event being joined is read again
+                    self._flush_decoder(f.decoder, f.origin)
                 self._commit(f)
+            deleted = _unlinked(f.fd)
             self._forget(f)
+            if deleted and f.cp is not None:  # nothing can read it on (see `_close`)
+                self.checkpoints.remove(self._name, f.cp.key)
         for held in self._held_partials:
             self._emit_held_partial(held)
         self._held_partials.clear()
@@ -556,14 +600,15 @@ class FileSource:
                     and cp.head_hash == head_hash
                     and (cp.dev, cp.ino) != (f.dev, f.ino)
                     and not cps.is_live(name, cp.key)
+                    and self._still_there(cp)
                     and self._continue_copy(f, size, cp)
                 ):
                     return
             # A copy of a file still open, which may or may not be truncated next (or
             # was, unnoticed yet: compare with its head as read, too): wait.
             for g in self._files.values():
-                if g is f or g.state == "held":
-                    continue
+                if g is f or g.state == "held" or _unlinked(g.fd):
+                    continue  # a file that starts like a deleted one is new
                 known = g.head if g.state == "live" else b""
                 if (known and head.startswith(known)) or _pread(g.fd, len(head), 0) == head:
                     log.debug(
@@ -584,6 +629,19 @@ class FileSource:
             extra={"source": name, "path": f.path, "offset": f.pos, "size": size, "ino": f.ino},
         )
 
+    def _still_there(self, cp: Checkpoint) -> bool:
+        """Does the file checkpoint `cp` was taken from still exist? Only then can a new
+        file holding the same first bytes be its copy (copytruncate); once it was
+        deleted, such a file is new: the same lines written again."""
+        g = self._files.get((cp.dev, cp.ino))
+        if g is not None:
+            return not _unlinked(g.fd)
+        try:
+            st = os.stat(cp.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (cp.dev, cp.ino)
+
     def _holds(self, fd: int, size: int, cp: Checkpoint, head: bool) -> bool:
         """Does the file still hold the bytes checkpoint `cp` describes?"""
         if size < cp.offset or size < cp.head_len:
@@ -599,8 +657,12 @@ class FileSource:
         f.copy_of = None
         f.copy_head = b""
         f.pos = offset
+        f.held = []
         f.splitter = LineSplitter(
-            self.cfg.max_line_bytes, self._counters.too_long, mid_line=mid_line
+            self.cfg.max_line_bytes,
+            self._counters.too_long,
+            mid_line=mid_line,
+            track=offset if self._multiline else None,
         )
         head = _pread(f.fd, FINGERPRINT_BYTES, 0)
         start = max(0, offset - TAIL_BYTES)
@@ -699,6 +761,13 @@ class FileSource:
         events: list[Event] = []
         f.decoder.decode(lines, events)
         f.decoder_dirty = True
+        if self._multiline:
+            held = f.decoder.held_lines
+            if held:
+                assert f.splitter is not None
+                f.held = (f.held + f.splitter.starts)[-held:]
+            elif f.held:
+                f.held = []
         if events:
             self._emit(f.origin, events)
 
@@ -717,8 +786,11 @@ class FileSource:
         """
         cp, splitter = f.cp, f.splitter
         assert cp is not None and splitter is not None
-        committed = f.pos - splitter.uncommitted
-        if committed == cp.offset and splitter.mid_line == cp.mid_line:
+        if f.held:  # the first line of a multi-line event not handed on yet
+            committed, mid_line = f.held[0], False
+        else:
+            committed, mid_line = f.pos - splitter.uncommitted, splitter.mid_line
+        if committed == cp.offset and mid_line == cp.mid_line:
             return
         if committed != cp.offset:
             want = min(TAIL_BYTES, committed)
@@ -726,6 +798,8 @@ class FileSource:
             if end >= 0 and end + len(f.before) >= want:
                 seen = f.before + data[max(0, end - TAIL_BYTES) : end]
                 f.tail = seen[len(seen) - want :]
+            elif end < 0 and len(f.before) + end >= want:  # in the bytes before `data`
+                f.tail = f.before[: len(f.before) + end][len(f.before) + end - want :]
             else:
                 f.tail = _pread(f.fd, want, committed - want)
             cp.tail_hash = _hash(f.tail)
@@ -734,7 +808,7 @@ class FileSource:
             cp.head_len = len(f.head)
             cp.head_hash = _hash(f.head)
         cp.offset = committed
-        cp.mid_line = splitter.mid_line
+        cp.mid_line = mid_line
         cp.updated = time.time()
         self.checkpoints.put(cp)
 
@@ -746,6 +820,14 @@ class FileSource:
                 self._hand_on(f, [line])
         self._flush_decoder(f.decoder, f.origin)
         f.decoder_dirty = False
+        f.held = []
+        if f.cp is not None:
+            self._commit(f)
+
+    def _flush_event(self, f: _File) -> None:
+        """The file has been quiet for `multiline.timeout`: its last event is complete."""
+        self._flush_decoder(f.decoder, f.origin)
+        f.held = []
         if f.cp is not None:
             self._commit(f)
 
@@ -770,6 +852,30 @@ class FileSource:
         )
         self.checkpoints.release(self._name, old.key)
         partial = splitter.partial
+        if self._multiline and f.decoder is not None and (f.held or partial):
+            # The event being joined stays with its decoder: a copy read from the old
+            # checkpoint (its first line) reads it whole; without one it goes on as it is.
+            end = f.pos - splitter.uncommitted + len(partial)
+            if end == f.pos:
+                self._held_partials.append(
+                    _HeldPartial(
+                        old.key,
+                        partial,
+                        f.tail,
+                        f.origin,
+                        f.decoder,
+                        time.monotonic() + self.cfg.rotate_wait,
+                        end=end,
+                        end_tail=f.before[-min(TAIL_BYTES, end) :] if end else b"",
+                    )
+                )
+                f.decoder = self._decoder_factory(self.cfg, self._counters.decode_error)
+            else:  # a long line was being skipped: the event ends before it
+                self._flush_decoder(f.decoder, f.origin)
+            f.held = []
+            self._begin(f, 0, False)
+            self._resolve_held(f)
+            return
         if partial and f.decoder is not None:
             self._held_partials.append(
                 _HeldPartial(
@@ -859,18 +965,25 @@ class FileSource:
         )
 
     def _emit_held_partial(self, held: _HeldPartial) -> None:
-        """No copy continued a truncated file: its unfinished last line goes on as it is."""
-        self._counters.lines.inc(self._label)
+        """No copy continued a truncated file: its unfinished last line goes on as it is
+        (and, with `multiline`, the event its decoder was joining)."""
         events: list[Event] = []
-        held.decoder.decode([held.data], events)
+        if held.data:
+            self._counters.lines.inc(self._label)
+            held.decoder.decode([held.data], events)
         held.decoder.flush(events)
         if events:
             self._emit(held.origin, events)
         cp = next((c for c in self.checkpoints.for_source(self._name) if c.key == held.key), None)
         if cp is not None:
-            cp.offset += len(held.data)
-            cp.mid_line = True
-            cp.tail_hash = _hash((held.tail + held.data)[-TAIL_BYTES:])
+            if held.end is not None:
+                cp.offset = held.end
+                cp.mid_line = bool(held.data)
+                cp.tail_hash = _hash(held.end_tail)
+            else:
+                cp.offset += len(held.data)
+                cp.mid_line = True
+                cp.tail_hash = _hash((held.tail + held.data)[-TAIL_BYTES:])
             self.checkpoints.mark_dirty()
 
     def _housekeeping(self, now: float) -> None:
@@ -891,16 +1004,19 @@ class FileSource:
                     deadline = min(deadline, at)
                     continue
                 self._judge(f, expired=True)
-            elif (
-                f.state == "live"
-                and f.splitter is not None
-                and (f.splitter.partial or f.decoder_dirty)
-            ):
-                at = f.last_growth + idle
-                if now >= at:
-                    self._flush_file(f)
-                else:
-                    deadline = min(deadline, at)
+            elif f.state == "live" and f.splitter is not None:
+                if f.held and not f.splitter.partial:
+                    at = f.last_growth + self._event_timeout
+                    if now >= at:
+                        self._flush_event(f)
+                    else:
+                        deadline = min(deadline, at)
+                if f.splitter.partial or f.decoder_dirty:
+                    at = f.last_growth + idle
+                    if now >= at:
+                        self._flush_file(f)
+                    else:
+                        deadline = min(deadline, at)
         keep = []
         for held in self._held_partials:
             if now >= held.deadline:
@@ -922,9 +1038,14 @@ class FileSource:
         if f.state == "live":
             self._read(f, math.inf)
             self._flush_file(f)
+        deleted = _unlinked(f.fd)
         log.info("closed rotated file", extra={"source": self._name, "path": f.path})
         self._forget(f)
         self._resolve_held(f)
+        if deleted and f.cp is not None:
+            # Its content is gone for good: a new file that starts alike (the same lines
+            # written again), or that reuses its inode, is new, not this one read on.
+            self.checkpoints.remove(self._name, f.cp.key)
 
     def _forget(self, f: _File) -> None:
         with contextlib.suppress(OSError):
@@ -949,6 +1070,14 @@ def _static_dir(pattern: str) -> tuple[str, bool]:
         if any(c in part for c in "*?["):
             return os.sep.join(parts[:i]) or os.sep, len(parts) - i > 1
     return os.path.dirname(pattern) or os.sep, False
+
+
+def _unlinked(fd: int) -> bool:
+    """Was the open file deleted (no name leads to it any more)?"""
+    try:
+        return os.fstat(fd).st_nlink == 0
+    except OSError:
+        return True
 
 
 def _pread(fd: int, size: int, offset: int) -> bytes:

@@ -31,8 +31,9 @@ and the automation rate drops. The log then goes on healthy long enough for the 
 resolve.
 
 `--counts FILE` writes what was written as JSON (per handler, per conversation category
-and resolution, per error type ...), so a test can check chatwatch's numbers against the
-generator's own knowledge instead of chatwatch's output. Standard library only.
+and resolution, per error type, per exception type ...), so a test can check chatwatch's
+numbers against the generator's own knowledge instead of chatwatch's output. Standard
+library only.
 """
 
 from __future__ import annotations
@@ -117,6 +118,12 @@ TRACEBACKS = {
     "rate_limited": RATE_LIMIT_TRACEBACK,
     "crm_unavailable": CRM_TRACEBACK,
 }
+EXCEPTION_TYPES = {
+    # The exception each traceback above ends with: the one the bot's code caught.
+    "timeout": "openai.APITimeoutError",
+    "rate_limited": "openai.RateLimitError",
+    "crm_unavailable": "httpx.ConnectError",
+}
 
 
 @dataclass(order=True)
@@ -178,6 +185,7 @@ class Bot:
             traceback=TRACEBACKS[error_type],
         )
         rec.counts.append(("errors", (logger, error_type)))
+        rec.counts.append(("exceptions", (logger, EXCEPTION_TYPES[error_type])))
         self.error_times[error_type].append(ms)
         return rec
 
