@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agent.metrics.config import MetricConfig
+from agent.metrics.presets import PresetConfig, expand
+from agent.metrics.pricing import ModelPrice, price_table
 from agent.notify.config import AlertingConfig
 from agent.server.config import ServerConfig
 from agent.sources.config import CheckpointConfig, SourceConfig
@@ -30,12 +33,59 @@ class Config(Model):
     checkpoint: CheckpointConfig = CheckpointConfig()
     server: ServerConfig = ServerConfig()
     metrics: list[MetricConfig] = []
+    metrics_presets: list[PresetConfig] = []
+    """Presets whose definitions are added to `metrics` at load: `[genai]`, or
+    `[{preset: genai, ...options}]`."""
+    pricing: dict[str, ModelPrice] = {}
+    """Model (or `/regex/`) -> USD per million tokens, for `cost:` and the genai preset."""
+    pricing_file: str | None = None
+    """A YAML file holding the same mapping as `pricing:` (which wins for a model in both)."""
     rule_files: list[str] = []
     evaluation_interval: Duration = 1.0
     alerting: AlertingConfig = AlertingConfig()
 
     # Where the file was read from; rule_files globs are relative to its folder.
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _metric_presets_and_prices(self, info: ValidationInfo) -> Config:
+        """Add the presets' definitions to `metrics` and give cost metrics their prices."""
+
+        def problem(loc: tuple[str | int, ...], message: str) -> ValidationError:
+            error = PydanticCustomError("value_error", message)
+            return ValidationError.from_exception_data(
+                "Config", [InitErrorDetails(type=error, loc=loc, input=None)]
+            )
+
+        base = (info.context or {}).get("base_dir")
+        try:
+            table = price_table(self.pricing, self.pricing_file, base)
+        except ValueError as exc:
+            where: tuple[str | int, ...] = ("pricing_file",) if self.pricing_file else ("pricing",)
+            raise problem(where, str(exc)) from None
+        defined = {m.name: f"metrics[{i}]" for i, m in enumerate(self.metrics)}
+        generated: list[MetricConfig] = []
+        for i, preset in enumerate(self.metrics_presets):
+            for m in expand(preset, priced=bool(table)):
+                if m.name in defined:
+                    raise problem(
+                        ("metrics_presets", i),
+                        f"the preset defines {m.name}, as {defined[m.name]} does: rename "
+                        "yours or name the preset once (widen its `match:` instead)",
+                    )
+                defined[m.name] = f"metrics_presets[{i}]"
+                generated.append(m)
+        self.metrics = [*self.metrics, *generated]
+        for i, m in enumerate(self.metrics):
+            if m.cost is None:
+                continue
+            if not table:
+                raise problem(
+                    ("metrics", i, "cost"),
+                    "a cost needs prices: set `pricing:` or `pricing_file:` at the root",
+                )
+            m.cost.price_with(table)
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

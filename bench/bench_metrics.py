@@ -71,13 +71,13 @@ def worker_floor(path: str, lines: int) -> dict[str, Any]:
 
 
 def worker_chatwatch(path: str, lines: int) -> dict[str, Any]:
-    from agent.metrics.extract import Extractor
     from agent.metrics.config import MetricConfig
-    from agent.support.selfmetrics import SelfMetrics
+    from agent.metrics.extract import Extractor
+    from agent.metrics.store import Store
     from agent.sources.checkpoint import Checkpoints
     from agent.sources.config import SourceConfig
     from agent.sources.tail import FileSource
-    from agent.metrics.store import Store
+    from agent.support.selfmetrics import SelfMetrics
 
     async def run() -> dict[str, Any]:
         stats = SelfMetrics()
@@ -123,11 +123,11 @@ def _worker_series(path: str, histograms: bool) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry, generate_latest
 
     from agent.decode.events import Origin
+    from agent.metrics.config import MetricConfig
     from agent.metrics.exposition import collector
     from agent.metrics.extract import Extractor
-    from agent.metrics.config import MetricConfig
-    from agent.support.selfmetrics import SelfMetrics
     from agent.metrics.store import Store
+    from agent.support.selfmetrics import SelfMetrics
 
     gc.collect()
     base = _rss_kib()

@@ -22,12 +22,12 @@ ORIGIN = Origin("chatbot", "/var/log/chatbot/app.log")
 class Pipeline:
     """Extractor -> Store -> collector in a fresh registry, with a clock the test moves."""
 
-    def __init__(self, *metrics: dict[str, Any], now: float = 1_000_000.0) -> None:
+    def __init__(self, *metrics: dict[str, Any] | MetricConfig, now: float = 1_000_000.0) -> None:
         self.now = now
         self.stats = SelfMetrics()
         self.store = Store(self.stats)
         self.extractor = Extractor(
-            [MetricConfig.model_validate(m) for m in metrics],
+            [m if isinstance(m, MetricConfig) else MetricConfig.model_validate(m) for m in metrics],
             self.store,
             self.stats,
             clock=lambda: self.now,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy_support import REPO
@@ -146,6 +147,54 @@ def test_replay_counts_what_the_log_says(replay: str) -> None:
         assert got[_key("livechat_auth_failures_total", reason=reason)] == n
     for level, n in Counter(r["level"] for r in records).items():
         assert got[_key("livechat_log_events_total", level=level)] == n
+
+
+def test_replay_gives_the_genai_metrics_and_the_cost_from_tokens(replay: str) -> None:
+    """The `genai` preset over the same lines: calls, errors by status code, tokens and
+    durations, and the cost worked out from the tokens and the config's price, which
+    matches what the server logged as `cost_usd`."""
+    records = _records()
+    got = {
+        (name, frozenset((k, v) for k, v in labels if v)): value
+        for (name, labels), value in _metrics(replay).items()
+    }
+    config = yaml.safe_load((RECIPE / "chatwatch.yaml").read_text())
+    price = config["pricing"]["gpt-4o"]
+    done = [r for r in records if r["msg"] == "ai request completed"]
+    failed = [r for r in records if r["msg"] == "ai request failed"]
+    gpt4o = {"gen_ai_system": "openai", "gen_ai_request_model": "gpt-4o"}
+
+    assert got[_key("gen_ai_client_requests_total", **gpt4o)] == len(done) + len(failed)
+    for code, n in Counter(str(r["status_code"]) for r in failed).items():
+        assert got[_key("gen_ai_client_errors_total", **gpt4o, error_type=code)] == n
+    for kind, field in (("input", "prompt_tokens"), ("output", "completion_tokens")):
+        tokens = [r["usage"][field] for r in done]
+        labels = {**gpt4o, "gen_ai_token_type": kind}
+        assert got[_key("gen_ai_client_token_usage_count", **labels)] == len(tokens)
+        assert got[_key("gen_ai_client_token_usage_sum", **labels)] == sum(tokens)
+        within = sum(t <= 1024 for t in tokens)
+        assert got[_key("gen_ai_client_token_usage_bucket", **labels, le="1024.0")] == within
+    duration = "gen_ai_client_operation_duration_seconds"
+    assert got[_key(f"{duration}_count", **gpt4o)] == len(done)
+    assert got[_key(f"{duration}_sum", **gpt4o)] == pytest.approx(
+        math.fsum(r["duration"] for r in done) / 1e9
+    )
+    for code in {str(r["status_code"]) for r in failed}:
+        took = [r["duration"] / 1e9 for r in failed if str(r["status_code"]) == code]
+        labels = {**gpt4o, "error_type": code}
+        assert got[_key(f"{duration}_count", **labels)] == len(took)
+        assert got[_key(f"{duration}_bucket", **labels, le="5.12")] == sum(t <= 5.12 for t in took)
+
+    cost = math.fsum(
+        (
+            r["usage"]["prompt_tokens"] * price["input"]
+            + r["usage"]["completion_tokens"] * price["output"]
+        )
+        / 1e6
+        for r in done
+    )
+    assert got[_key("gen_ai_client_cost_usd_total", **gpt4o)] == pytest.approx(cost)
+    assert cost == pytest.approx(math.fsum(r["cost_usd"] for r in done))
 
 
 def _timeline(replay: str) -> list[tuple[float | None, str, str]]:

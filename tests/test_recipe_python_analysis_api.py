@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy_support import REPO
@@ -197,6 +198,55 @@ def test_replay_counts_external_calls_and_adds_up_their_cost(replayed: Replayed)
     assert replayed.by("analysis_external_api_cost_usd_total", "service") == {
         k: pytest.approx(v) for k, v in cost.items()
     }
+
+
+def test_replay_gives_the_openai_calls_genai_metrics_and_their_cost_from_tokens(
+    replayed: Replayed,
+) -> None:
+    """The genai preset over the OpenAI calls: calls and errors by model, tokens by type,
+    and the cost worked out from the logged tokens and the config's prices, which is what
+    the service itself billed (`cost_usd`)."""
+    openai = [
+        ln for ln in _lines() if ln["event"] == "external_api_call" and ln["service"] == "openai"
+    ]
+    prices = yaml.safe_load(CONFIG.read_text())["pricing"]
+
+    def by_model(metric: str, **labels: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for key, value in replayed.metrics[metric].items():
+            d = {k: v for k, v in key if v}
+            if d.pop("gen_ai_system") == "openai" and labels.items() <= d.items():
+                out[d["gen_ai_request_model"]] = out.get(d["gen_ai_request_model"], 0) + value
+        return out
+
+    models = Counter(ln["model"] for ln in openai)
+    assert set(models) == {"gpt-4o", "gpt-4o-mini"}
+    assert by_model("gen_ai_client_requests_total") == dict(models)
+    errors = Counter((ln["model"], ln["error_type"]) for ln in openai if ln["status"] == "error")
+    assert {e for _, e in errors} >= {"APITimeoutError", "InternalServerError"}
+    for (model, error_type), n in errors.items():
+        assert by_model("gen_ai_client_errors_total", error_type=error_type)[model] == n
+
+    ok = [ln for ln in openai if ln["status"] == "success"]
+    for kind, field in (("input", "prompt_tokens"), ("output", "completion_tokens")):
+        tokens: dict[str, float] = defaultdict(float)
+        for ln in ok:
+            tokens[ln["model"]] += ln["usage"][field]
+        assert by_model("gen_ai_client_token_usage_sum", gen_ai_token_type=kind) == tokens
+
+    cost: dict[str, float] = defaultdict(float)
+    billed: dict[str, float] = defaultdict(float)
+    for ln in ok:
+        price = prices[ln["model"]]
+        usage = ln["usage"]
+        cost[ln["model"]] += (
+            usage["prompt_tokens"] * price["input"] + usage["completion_tokens"] * price["output"]
+        ) / 1e6
+        billed[ln["model"]] += ln["cost_usd"]
+    got = by_model("gen_ai_client_cost_usd_total")
+    assert got == {m: pytest.approx(c) for m, c in cost.items()}
+    for model, total in billed.items():  # the service rounds each call to a millionth
+        assert got[model] == pytest.approx(total, abs=1e-6 * len(ok))
 
 
 def test_replay_alerts_fire_in_the_outage_and_the_batch_and_resolve(replayed: Replayed) -> None:

@@ -40,6 +40,8 @@ EXPECTED_ALERTS = {
     "LLMHighErrorRate",
     "LLMProviderRateLimited",
     "LLMCostOverBudget",
+    "LLMSpendOverHourlyBudget",
+    "ChatbotExceptionsByType",
     "ChatbotAuthFailureBurst",
     "ChatbotLogSilence",
     "ChatbotNoLogs",
@@ -153,11 +155,21 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
 
 
 def _config_metrics(path: Path) -> list[dict[str, Any]]:
-    """`metrics:` of a chatwatch config, or of the config inside a ConfigMap."""
+    """`metrics:` of a chatwatch config, or of the config inside a ConfigMap, with the
+    definitions its `metrics_presets:` add (name, type and every label name)."""
+    from agent.metrics.presets import PresetConfig, expand
+
     for doc in yaml_docs(path):
-        if doc.get("kind") == "ConfigMap":
-            return list(yaml.safe_load(doc["data"]["chatwatch.yaml"])["metrics"])
-        return list(doc["metrics"])
+        config = (
+            yaml.safe_load(doc["data"]["chatwatch.yaml"]) if doc.get("kind") == "ConfigMap" else doc
+        )
+        metrics = list(config["metrics"])
+        priced = bool(config.get("pricing") or config.get("pricing_file"))
+        for preset in config.get("metrics_presets", []):
+            for m in expand(PresetConfig.model_validate(preset), priced=priced):
+                labels = {*m.labels, *m.static_labels, *filter(None, [m.value_label])}
+                metrics.append({"name": m.name, "type": m.type, "labels": dict.fromkeys(labels)})
+        return metrics
     raise AssertionError(f"{path}: no config")
 
 

@@ -11,19 +11,28 @@ Semantics, in brief (docs hold the long form):
   `200` matches `"200"`, `true` matches `"true"`. A missing (or null) field fails every
   condition except `not` and `exists: false`. `regex` must match the whole value.
 - Field paths: `usage.prompt_tokens` reaches into nested objects; a flat key containing
-  the dots (`"usage.prompt_tokens": 3`) is tried first.
+  the dots (`"usage.prompt_tokens": 3`) is tried first. Wherever a field path is read,
+  `a | b` reads `a`, or `b` when `a` is missing (alternatives, first present wins); in
+  numbers (`value`, `cost`), `a + b` adds fields (present when its first field is; a
+  missing later one counts 0).
 - `labels`: label name -> field path, or `{field, regex, replacement, default, required}`:
   the regex must match the whole value; `replacement` may use `$1`, `${1}`, `$name`,
   `${name}` (Go/Prometheus expansion; in the config file `${...}` is environment
   expansion, so write `$${name}` or `$name`); a missing field or a value the regex does
   not match gives `default` (empty, that is no label, unless set); `required: true` skips
-  events without the field instead (counted as `missing_label`).
+  events without the field instead (counted as `missing_label`). Then `path_template`
+  turns id segments of a path into `:id`, and `map` looks the value up (unmapped values
+  give `default`).
 - counter: counts matching events, or adds `value` (times `scale`); names end in `_total`.
 - gauge: `action` is `set` (from `value`), `inc`, `dec` (by 1, or by `value` when given) or
   `set_to_event_time` (the event's `timestamp_field`, else the time it was read); or a
   mapping from the value of `action_field` to one of those actions. `action_field` may be
   left out when `match` names exactly one field.
 - histogram: `value` times `scale` observed into `buckets` (default: Prometheus' buckets).
+- `value` may be a mapping `{label value: field}` with `value_label`: each field present
+  is added/observed with that label (`{input: usage.prompt_tokens, output: ...}`).
+- `cost` (counters, histograms): the value is what the call cost in USD, from token
+  counts and the root `pricing:` table (pricing.py); the price is looked up by model.
 """
 
 from __future__ import annotations
@@ -33,9 +42,10 @@ import re
 from typing import Any, Literal
 
 from prometheus_client import Histogram
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from agent.metrics.pricing import PriceTable
 from agent.support.configmodel import Duration, Model
 
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -102,6 +112,60 @@ def valid_path(path: str) -> bool:
     return bool(path) and all(path.split("."))
 
 
+def parse_field(expr: str, *, sums: bool = False) -> list[list[str]] | str:
+    """`a | b + c` as alternatives of summed paths (`[["a"], ["b", "c"]]`), or what is
+    wrong with it. `sums` allows `+` (numbers only)."""
+    alternatives: list[list[str]] = []
+    for alt in expr.split("|"):
+        terms = [t.strip() for t in alt.split("+")]
+        if len(terms) > 1 and not sums:
+            return f"{expr!r}: `+` adds numbers; it belongs in `value` or `cost` only"
+        for term in terms:
+            if not valid_path(term):
+                return (
+                    f"not a field path (such as `status` or `usage.model`, or alternatives "
+                    f"`a | b`): {expr!r}"
+                )
+        alternatives.append(terms)
+    return alternatives
+
+
+def field_text(alternatives: list[list[str]]) -> str:
+    """The normal spelling of a parsed field expression: `a | b + c`."""
+    return " | ".join(" + ".join(terms) for terms in alternatives)
+
+
+def normal_field(expr: str, *, sums: bool = False) -> str:
+    """`expr` spelled the normal way; raises ValueError (a message for the user) if bad."""
+    if "|" not in expr and "+" not in expr:
+        if not valid_path(expr):
+            raise ValueError(
+                f"not a field path (such as `status` or `usage.model`, or alternatives "
+                f"`a | b`): {expr!r}"
+            )
+        return expr
+    parsed = parse_field(expr, sums=sums)
+    if isinstance(parsed, str):
+        raise ValueError(parsed)
+    return field_text(parsed)
+
+
+def presence_field(expr: str) -> str:
+    """The alternatives whose presence makes `expr` present: the first path of each sum."""
+    parsed = parse_field(expr, sums=True)
+    assert not isinstance(parsed, str), expr
+    return " | ".join(dict.fromkeys(terms[0] for terms in parsed))
+
+
+def _scalar_key(value: Any) -> Any:
+    """A YAML key or value (`200`, `true`) as the text a label value compares with."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return value
+
+
 class LabelFrom(Model):
     """A label computed from a field in the manner of Prometheus relabelling."""
 
@@ -112,13 +176,26 @@ class LabelFrom(Model):
     required: bool = False
     """When the field is missing (or null), skip the event for this metric and count it
     (`chatwatch_extract_errors_total{reason="missing_label"}`) instead of using `default`."""
+    path_template: bool = False
+    """Turn the id segments of a URL path into `:id` (UUIDs, numbers, hex ids of 8 or more
+    digits) and drop the query string: `/sessions/8f2c...e1/messages?x=1` becomes
+    `/sessions/:id/messages`."""
+    map: dict[str, str] | None = None
+    """Value -> label value (`{"Escalated to agent": escalated}`), applied last; a value not
+    in the map gives `default`."""
 
     @field_validator("field")
     @classmethod
     def _field_path(cls, value: str) -> str:
-        if not valid_path(value):
-            raise ValueError(f"not a field path (such as `status` or `usage.model`): {value!r}")
-        return value
+        return normal_field(value)
+
+    @field_validator("map", mode="before")
+    @classmethod
+    def _map_text(cls, value: Any) -> Any:
+        """YAML reads `200: ok` or `true: yes` with a number or bool key: compare as text."""
+        if not isinstance(value, dict):
+            return value
+        return {_scalar_key(k): _scalar_key(v) for k, v in value.items()}
 
     @field_validator("regex")
     @classmethod
@@ -162,6 +239,57 @@ class LabelFrom(Model):
         return self
 
 
+class CostConfig(Model):
+    """What an LLM call cost, from its token counts and the price of its model (USD per
+    million tokens, from the root `pricing:` or `pricing_file:`).
+
+    cost = ((input - cache_read - cache_write) x input price + cache_read x cached_input
+    price + cache_write x cache_write price + output x output price) / 1e6. A model with
+    no price is not guessed: the event is counted in `chatwatch_genai_unpriced_total`."""
+
+    model: str
+    """Field whose value names the model, the key of the price table."""
+    input: str | None = None
+    """Input (prompt) tokens, cached ones included (as OpenAI's `prompt_tokens`); `a + b`
+    adds fields (Anthropic: `usage.input_tokens + usage.cache_read_input_tokens + ...`)."""
+    output: str | None = None
+    """Output (completion) tokens."""
+    cache_read: str | None = None
+    """Input tokens served from the provider's cache (part of `input`), at `cached_input`."""
+    cache_write: str | None = None
+    """Input tokens written to the provider's cache (part of `input`), at `cache_write`."""
+    _table: PriceTable | None = PrivateAttr(default=None)
+
+    @field_validator("model")
+    @classmethod
+    def _model_field(cls, value: str) -> str:
+        return normal_field(value)
+
+    @field_validator("input", "output", "cache_read", "cache_write")
+    @classmethod
+    def _token_field(cls, value: str | None) -> str | None:
+        return None if value is None else normal_field(value, sums=True)
+
+    @model_validator(mode="after")
+    def _some_tokens(self) -> CostConfig:
+        if self.input is None and self.output is None:
+            raise ValueError("give the token fields: `input` and/or `output`")
+        return self
+
+    @property
+    def table(self) -> PriceTable | None:
+        """The price table the root config attached (`pricing:` / `pricing_file:`)."""
+        return self._table
+
+    def price_with(self, table: PriceTable) -> None:
+        self._table = table
+
+    def token_fields(self) -> list[tuple[str, str]]:
+        """(kind, field) of the token counts given, in the order the formula reads them."""
+        kinds = ("input", "cache_read", "cache_write", "output")
+        return [(k, getattr(self, k)) for k in kinds if getattr(self, k) is not None]
+
+
 class MetricConfig(Model):
     name: str
     type: Literal["counter", "gauge", "histogram"]
@@ -173,8 +301,16 @@ class MetricConfig(Model):
     static_labels: dict[str, str] = {}
     origin_labels: list[Literal["source", "path"]] = []
     """Add the source name (`source`) and/or file path (`path`) as labels of those names."""
-    value: str | None = None
-    """Field path of the number: added (counter), set/added (gauge), observed (histogram)."""
+    value: str | dict[str, str] | None = None
+    """Field path of the number: added (counter), set/added (gauge), observed (histogram);
+    or, for counters and histograms, a map `{label value: field path}` with `value_label`:
+    each field present is counted under its label value."""
+    value_label: str | None = None
+    """With a `value` map: the label that says which field was counted
+    (`gen_ai_token_type` with `{input: ..., output: ...}`)."""
+    cost: CostConfig | None = None
+    """Counters and histograms: the value is what the event's LLM call cost in USD, from
+    token counts priced by the root `pricing:` table (instead of `value`)."""
     scale: float = 1.0
     buckets: list[float] | None = None
     action: str | dict[str, str] | None = None
@@ -228,6 +364,12 @@ class MetricConfig(Model):
                     )
                 )
                 continue
+            else:
+                try:
+                    spec = normal_field(spec)
+                except ValueError as exc:
+                    problems.append(_err((name,), str(exc), spec))
+                    continue
             out[name] = spec
         if problems:
             raise ValidationError.from_exception_data("labels", problems)
@@ -258,14 +400,32 @@ class MetricConfig(Model):
             raise ValueError("scale must be a finite, non-zero number")
         return value
 
-    @field_validator("value", "action_field", "timestamp_field")
+    @field_validator("action_field", "timestamp_field")
     @classmethod
     def _path(cls, value: str | None) -> str | None:
-        if value is not None and not valid_path(value):
-            raise ValueError(
-                f"not a field path (such as `duration_ms` or `usage.total`): {value!r}"
-            )
+        return None if value is None else normal_field(value)
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return normal_field(value, sums=True)
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError("the value map is empty: give {label value: field path}")
+            return {_scalar_key(k): normal_field(str(v), sums=True) for k, v in value.items()}
         return value
+
+    @field_validator("match", mode="after")
+    @classmethod
+    def _match_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Alternatives in a key (`"a | b": {exists: true}`) spelled the normal way; keys
+        that are not field paths are reported by the checks below."""
+        out = {}
+        for key, cond in value.items():
+            parsed = parse_field(key)
+            out[key if isinstance(parsed, str) else field_text(parsed)] = cond
+        return out
 
     @field_validator("origin_labels")
     @classmethod
@@ -290,7 +450,7 @@ class MetricConfig(Model):
         problems = []
         for path, cond in self.match.items():
             loc: tuple[str | int, ...] = ("match", path)
-            if not valid_path(path):
+            if isinstance(parse_field(path), str):
                 problems.append(_err(loc, f"not a field path: {path!r}", path))
                 continue
             if isinstance(cond, list):
@@ -339,10 +499,11 @@ class MetricConfig(Model):
         groups: list[tuple[str, list[str]]] = [
             ("labels", list(self.labels)),
             ("static_labels", list(self.static_labels)),
+            ("value_label", [self.value_label] if self.value_label is not None else []),
         ]
         for key, names in groups:
             for name in names:
-                loc: tuple[str | int, ...] = (key, name)
+                loc: tuple[str | int, ...] = (key,) if key == "value_label" else (key, name)
                 if not LABEL_NAME_RE.match(name):
                     problems.append(_err(loc, f"not a valid label name: {name!r}", name))
                 elif name.startswith("__"):
@@ -357,9 +518,6 @@ class MetricConfig(Model):
                 problems.append(
                     _err(("origin_labels", i), f"label {name!r} is also set in {seen[name]}", name)
                 )
-        for name, spec in self.labels.items():
-            if isinstance(spec, str) and not valid_path(spec):
-                problems.append(_err(("labels", name), f"not a field path: {spec!r}", spec))
         return problems
 
     def _check_type(self) -> list[InitErrorDetails]:
@@ -390,7 +548,8 @@ class MetricConfig(Model):
             problems.append(
                 _err(("buckets",), "`buckets` applies to histograms only", self.buckets)
             )
-        if self.type == "histogram" and self.value is None:
+        problems += self._check_value()
+        if self.type == "histogram" and self.value is None and self.cost is None:
             problems.append(
                 _err(
                     ("value",),
@@ -400,6 +559,34 @@ class MetricConfig(Model):
             )
         if self.type == "gauge":
             problems += self._check_gauge()
+        return problems
+
+    def _check_value(self) -> list[InitErrorDetails]:
+        problems = []
+        mapped = isinstance(self.value, dict)
+        if self.cost is not None:
+            if self.type == "gauge":
+                problems.append(_err(("cost",), "`cost` applies to counters and histograms", None))
+            if self.value is not None:
+                problems.append(
+                    _err(("value",), "give `value` or `cost`, not both: cost is the value", None)
+                )
+        if mapped and self.type == "gauge":
+            problems.append(
+                _err(("value",), "a value map applies to counters and histograms", self.value)
+            )
+        if mapped and self.value_label is None:
+            problems.append(
+                _err(
+                    ("value_label",),
+                    "a value map needs `value_label`: the label that says which field was counted",
+                    None,
+                )
+            )
+        if not mapped and self.value_label is not None:
+            problems.append(
+                _err(("value_label",), "`value_label` goes with a value map", self.value_label)
+            )
         return problems
 
     def _check_gauge(self) -> list[InitErrorDetails]:

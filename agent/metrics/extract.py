@@ -10,7 +10,11 @@ visited by every event.
 Pure stage: it takes events, their origin and the clock given to it; it never does I/O.
 Values that cannot be used (missing, not a number, negative counter increment, bad event
 timestamp) skip the event for that metric and are counted in
-`chatwatch_extract_errors_total{metric,reason}`.
+`chatwatch_extract_errors_total{metric,reason}`; an LLM call whose model has no price
+(`cost:`) is counted in `chatwatch_genai_unpriced_total{metric,model}`.
+
+Only what a definition uses is generated: field alternatives (`a | b`), sums, value maps
+and cost add code to the definitions that use them and cost nothing to the others.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import orjson
 
 from agent.decode.events import Event, Origin
 from agent.decode.timestamps import event_time, number
-from agent.metrics.config import LabelFrom, MetricConfig, parse_replacement
+from agent.metrics.config import LabelFrom, MetricConfig, parse_field, parse_replacement
 from agent.metrics.store import Family, Store
 from agent.support.selfmetrics import SelfCounter, SelfMetrics
 
@@ -36,6 +40,8 @@ log = logging.getLogger("chatwatch.extract")
 UpdateFn = Callable[[Event, float, str, str], None]
 
 _RELABEL_CACHE_SIZE = 4096
+UNPRICED_MODELS = 100
+"""Distinct unpriced model names counted per metric; more are counted as `(other)`."""
 INLINE_BUCKETS = 8
 """Up to this many values of an index field, buckets are an if/elif chain in the loop."""
 _ACTION_CODES = {"inc": 0, "dec": 1, "set": 2, "set_to_event_time": 3}
@@ -70,18 +76,42 @@ def label_text(value: Any) -> str:
 _INT_TEXT: dict[int, str] = {i: str(i) for i in range(1024)}
 
 
+# A path segment that is an id: a UUID, a number, or 8+ hex digits with at least one digit.
+_ID_SEGMENT = re.compile(
+    r"(?<=/)(?:"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9]+"
+    r"|(?=[a-fA-F]*[0-9])[0-9a-fA-F]{8,}"
+    r")(?=/|$)"
+)
+
+
+def template_path(path: str) -> str:
+    """`/sessions/8f2c4e1a-.../messages/42?x=1` -> `/sessions/:id/messages/:id`: ids in
+    a URL path become `:id` and the query string and fragment go, so a route label stays
+    bounded without a hand-written regex."""
+    for sep in "?#":
+        cut = path.find(sep)
+        if cut >= 0:
+            path = path[:cut]
+    return _ID_SEGMENT.sub(":id", path)
+
+
 def _relabeller(spec: LabelFrom) -> Callable[[Any], str]:
-    """Label value from a field value, Prometheus relabel style, with a bounded memo."""
+    """Label value from a field value, Prometheus relabel style, with a bounded memo:
+    regex and replacement, then `path_template`, then `map` (unmapped: `default`)."""
     default = spec.default
-    if spec.regex is None:
+    if spec.regex is None and not spec.path_template and spec.map is None:
 
         def plain(value: Any) -> str:
             t = text(value)
             return default if t is None else t
 
         return plain
-    fullmatch = re.compile(spec.regex).fullmatch
+    fullmatch = re.compile(spec.regex).fullmatch if spec.regex is not None else None
     parts = parse_replacement(spec.replacement)
+    templated = spec.path_template
+    mapping = spec.map
     cache: dict[str, str] = {}
 
     def relabel(value: Any) -> str:
@@ -91,15 +121,21 @@ def _relabeller(spec: LabelFrom) -> Callable[[Any], str]:
         out = cache.get(t)
         if out is not None:
             return out
-        m = fullmatch(t)
-        if m is None:
+        out = t
+        m = fullmatch(t) if fullmatch is not None else None
+        if fullmatch is not None and m is None:
             out = default
         else:
-            pieces = []
-            for is_ref, part in parts:
-                # Group references were checked against the regex at load.
-                pieces.append((m.group(part) or "") if is_ref else str(part))
-            out = "".join(pieces)
+            if m is not None:
+                pieces = []
+                for is_ref, part in parts:
+                    # Group references were checked against the regex at load.
+                    pieces.append((m.group(part) or "") if is_ref else str(part))
+                out = "".join(pieces)
+            if templated:
+                out = template_path(out)
+            if mapping is not None:
+                out = mapping.get(out, default)
         if len(cache) >= _RELABEL_CACHE_SIZE:
             cache.clear()
         cache[t] = out
@@ -148,17 +184,28 @@ class _Gen:
         self.lines.append("    " * (self.indent + extra) + line)
 
     def read(self, path: str) -> str:
-        """Emit an unconditional read of a field path; returns the variable holding it."""
+        """Emit an unconditional read of a field path; returns the variable holding it.
+        Alternatives (`a | b`) are read in order until one is present."""
         var = self.var("f")
-        self.emit(f"{var} = e.get({path!r})")
+        extra = 0
+        for i, alternative in enumerate(path.split(" | ")):
+            if i:
+                self.emit(f"if {var} is None:", extra)
+                extra += 1
+            self._read_path(var, alternative, extra)
+        return var
+
+    def _read_path(self, var: str, path: str, extra: int) -> None:
+        self.emit(f"{var} = e.get({path!r})", extra)
         if "." in path:
             # A flat key containing the dots first (`"usage.total": 3`), then the nesting.
             head, *rest = path.split(".")
-            self.emit(f"if {var} is None:")
-            self.emit(f"{var} = e.get({head!r})", 1)
+            self.emit(f"if {var} is None:", extra)
+            self.emit(f"{var} = e.get({head!r})", extra + 1)
             for part in rest:
-                self.emit(f"{var} = {var}.get({part!r}) if {var}.__class__ is dict else None", 1)
-        return var
+                self.emit(
+                    f"{var} = {var}.get({part!r}) if {var}.__class__ is dict else None", extra + 1
+                )
 
     def get(self, path: str) -> str:
         """A variable the caller may overwrite, holding the field's raw value."""
@@ -206,6 +253,16 @@ class _Gen:
         return namespace[name], src
 
 
+def _read_keys(expr: str) -> list[str]:
+    """What the code of a numeric field expression reads: the expression itself, or each
+    path of a sum (`a | b + c` reads `a`, `b`, `c`)."""
+    if " + " not in expr:
+        return [expr]
+    parsed = parse_field(expr, sums=True)
+    assert not isinstance(parsed, str), expr
+    return [term for terms in parsed for term in terms]
+
+
 def _scalar_text(value: Any) -> str:
     t = text(value)
     return "null" if t is None else t
@@ -236,6 +293,7 @@ class CompiledMetric:
         errors: SelfCounter,
         index_field: str | None,
         index_values: set[str],
+        unpriced: SelfCounter | None = None,
     ) -> None:
         self.cfg = cfg
         self.family = family
@@ -243,6 +301,8 @@ class CompiledMetric:
         self.index_values = index_values
         self._errors = errors
         self._warned = False
+        self._unpriced = unpriced
+        self._unpriced_models: set[str] = set()
 
     def paths(self) -> Counter[str]:
         """Field paths the block reads (to hoist the ones several blocks share)."""
@@ -253,16 +313,25 @@ class CompiledMetric:
                 out[path] += 1
         if cfg.resolved_action_field:
             out[cfg.resolved_action_field] += 1
-        for p in (cfg.value, cfg.timestamp_field):
-            if p:
-                out[p] += 1
+        if cfg.timestamp_field:
+            out[cfg.timestamp_field] += 1
+        numbers = list(cfg.value.values()) if isinstance(cfg.value, dict) else [cfg.value]
+        if cfg.cost is not None:
+            numbers += [field for _, field in cfg.cost.token_fields()]
+        for expr in numbers:
+            if expr:
+                out.update(_read_keys(expr))
         for spec in cfg.labels.values():
             out[spec if isinstance(spec, str) else spec.field] += 1
         return out
 
     def label_paths(self) -> Counter[str]:
-        """Field paths used as plain labels (their text value can be shared too)."""
-        return Counter(spec for spec in self.cfg.labels.values() if isinstance(spec, str))
+        """Field paths used as plain labels (their text value can be shared too), and the
+        model that picks a price."""
+        out = Counter(spec for spec in self.cfg.labels.values() if isinstance(spec, str))
+        if self.cfg.cost is not None:
+            out[self.cfg.cost.model] += 1
+        return out
 
     def _indexed(self, path: str, cond: Any) -> bool:
         return path == self.index_field and (
@@ -283,6 +352,23 @@ class CompiledMetric:
             self._errors.inc((self.cfg.name, "not_a_number"))
         return f
 
+    def unpriced(self, model: str) -> None:
+        """An LLM call whose model the price table does not know: counted, never guessed."""
+        models = self._unpriced_models
+        if model not in models:
+            if len(models) >= UNPRICED_MODELS:
+                model = "(other)"
+            else:
+                models.add(model)
+                log.warning(
+                    "metric %s: no price for model %r in the pricing table; its calls are "
+                    "counted in chatwatch_genai_unpriced_total, not costed",
+                    self.cfg.name,
+                    model,
+                )
+        if self._unpriced is not None:
+            self._unpriced.inc((self.cfg.name, model))
+
     def internal(self, exc: Exception) -> None:
         self._errors.inc((self.cfg.name, "internal"))
         if not self._warned:
@@ -302,6 +388,15 @@ class CompiledMetric:
             "num": g.const(self.num, "num"),
             "internal": g.const(self.internal, "internal"),
         }
+        if self.cfg.cost is not None:
+            table = self.cfg.cost.table
+            if table is None:
+                raise ValueError(
+                    f"metric {self.cfg.name}: `cost` needs prices: set `pricing:` or "
+                    "`pricing_file:` at the root of the config"
+                )
+            self.names["price"] = g.const(table.lookup, "price")
+            self.names["unpriced"] = g.const(self.unpriced, "unpriced")
         g.emit(f"# {self.cfg.name}")
         g.emit("while True:")
         g.emit("try:", 1)
@@ -335,17 +430,20 @@ class CompiledMetric:
             actions = {"set"}
         # Value.
         x: str | None = None
-        if cfg.value is not None:
+        if isinstance(cfg.value, str) and " + " not in cfg.value:
             x = g.get(cfg.value)
             g.emit(f"if {x}.__class__ is not int and {x}.__class__ is not float:")
             g.emit(f"{x} = {n['num']}({x})", 1)
             g.emit(f"if {x} is None: break", 1)
-            if cfg.scale != 1.0:
-                g.emit(f"{x} = {x} * {cfg.scale!r}")
-            if cfg.type == "counter":
-                g.emit(f"if {x} < 0:")
-                g.emit(f"{n['err']}('negative_value')", 1)
-                g.emit("break", 1)
+        elif isinstance(cfg.value, str):
+            x = self._emit_number(g, cfg.value)
+            g.emit(f"if {x} is None:")
+            g.emit(f"{n['err']}('missing_value')", 1)
+            g.emit("break", 1)
+        elif cfg.cost is not None:
+            x = self._emit_cost(g)
+        if x is not None:
+            self._emit_checked(g, x)
         # Event time, for set_to_event_time.
         ts: str | None = None
         if "set_to_event_time" in actions:
@@ -366,10 +464,112 @@ class CompiledMetric:
                 ts = "now"
         # Labels, in the family's (sorted) label order.
         values = [self._emit_label(g, name) for name in self.family.labelnames]
+        if isinstance(cfg.value, dict):
+            self._emit_value_map(g, cfg.value, values)
+            return
         g.emit("k = (" + "".join(f"{v}, " for v in values) + ")")
         self._emit_update(g, actions, action_var, x, ts)
         if self.family.touched is not None:
             g.emit(f"{n['touched']}[k] = now")
+
+    def _emit_checked(self, g: _Gen, x: str) -> None:
+        """Scale the number in `x`; a counter refuses a negative increment."""
+        if self.cfg.scale != 1.0:
+            g.emit(f"{x} = {x} * {self.cfg.scale!r}")
+        if self.cfg.type == "counter":
+            g.emit(f"if {x} < 0:")
+            g.emit(f"{self.names['err']}('negative_value')", 1)
+            g.emit("break", 1)
+
+    def _emit_number(self, g: _Gen, expr: str) -> str:
+        """A variable holding the number of a field expression, None when it is missing;
+        a value that is not a number is counted and leaves the block (`break`).
+        Alternatives are tried in order; a sum is present when its first path is, and
+        its other paths add 0 when missing."""
+        parsed = parse_field(expr, sums=True)
+        assert not isinstance(parsed, str), expr
+        num = self.names["num"]
+        x = g.var("x")
+        g.emit(f"{x} = None")
+        for i, terms in enumerate(parsed):
+            extra = 0
+            if i:
+                g.emit(f"if {x} is None:")
+                g.indent += 1
+                extra = 1
+            first = g.get(terms[0])
+            g.emit(f"if {first} is not None:")
+            g.indent += 1
+            for j, term in enumerate(terms):
+                var = first if j == 0 else g.get(term)
+                guard = "" if j == 0 else f"{var} is not None and "
+                g.emit(f"if {guard}{var}.__class__ is not int and {var}.__class__ is not float:")
+                g.emit(f"{var} = {num}({var})", 1)
+                g.emit(f"if {var} is None: break", 1)
+                if j:
+                    g.emit(f"if {var} is not None: {first} = {first} + {var}")
+            g.emit(f"{x} = {first}")
+            g.indent -= 1 + extra
+        return x
+
+    def _emit_cost(self, g: _Gen) -> str:
+        """The USD cost of the call: its tokens priced by the model's line of the table."""
+        cost = self.cfg.cost
+        assert cost is not None
+        n = self.names
+        model = g.label_of(cost.model)
+        g.emit(f"if {model} == '':")
+        g.emit(f"{n['err']}('missing_model')", 1)
+        g.emit("break", 1)
+        p = g.var("p")
+        g.emit(f"{p} = {n['price']}({model})")
+        g.emit(f"if {p} is None:")
+        g.emit(f"{n['unpriced']}({model})", 1)
+        g.emit("break", 1)
+        tokens = {kind: self._emit_number(g, field) for kind, field in cost.token_fields()}
+        present = " and ".join(f"{tokens[k]} is None" for k in ("input", "output") if k in tokens)
+        g.emit(f"if {present}:")
+        g.emit(f"{n['err']}('missing_value')", 1)
+        g.emit("break", 1)
+        for var in tokens.values():
+            g.emit(f"if {var} is None: {var} = 0")
+        terms = []
+        if "input" in tokens:
+            uncached = g.var("u")
+            g.emit(
+                f"{uncached} = {tokens['input']}"
+                + "".join(f" - {tokens[k]}" for k in ("cache_read", "cache_write") if k in tokens)
+            )
+            g.emit(f"if {uncached} < 0:")
+            g.emit(f"{n['err']}('negative_value')", 1)
+            g.emit("break", 1)
+            terms.append(f"{uncached} * {p}[0]")
+        for kind, slot in (("cache_read", 1), ("cache_write", 2), ("output", 3)):
+            if kind in tokens:
+                terms.append(f"{tokens[kind]} * {p}[{slot}]")
+        x = g.var("x")
+        g.emit(f"{x} = " + " + ".join(terms))
+        return x
+
+    def _emit_value_map(self, g: _Gen, value: dict[str, str], labels: list[str]) -> None:
+        """One update per field of the value map that is present, under its label value.
+        Each sits in its own `while True:` so a missing or unusable field skips only it."""
+        cfg = self.cfg
+        position = self.family.labelnames.index(cfg.value_label or "")
+        for label_value, expr in value.items():
+            g.emit("while True:")
+            g.indent += 1
+            x = self._emit_number(g, expr)
+            g.emit(f"if {x} is None: break")
+            self._emit_checked(g, x)
+            key = [*labels]
+            key[position] = repr(label_value)
+            g.emit("k = (" + "".join(f"{v}, " for v in key) + ")")
+            self._emit_update(g, set(), None, x, None)
+            if self.family.touched is not None:
+                g.emit(f"{self.names['touched']}[k] = now")
+            g.emit("break")
+            g.indent -= 1
 
     def _emit_condition(self, g: _Gen, path: str, cond: Any) -> None:
         if not isinstance(cond, dict):
@@ -401,6 +601,8 @@ class CompiledMetric:
 
     def _emit_label(self, g: _Gen, name: str) -> str:
         cfg = self.cfg
+        if name == cfg.value_label:
+            return "None"  # set per field of the value map
         if name in cfg.origin_labels and name not in cfg.labels:
             return "o_source" if name == "source" else "o_path"
         spec = cfg.labels[name]
@@ -451,8 +653,12 @@ class CompiledMetric:
 
 
 def labelnames_of(cfg: MetricConfig) -> tuple[str, ...]:
-    """The label names whose values come from each event (fields and origin), sorted."""
-    return tuple(sorted({*cfg.labels, *cfg.origin_labels}))
+    """The label names whose values come from each event (fields, origin and the label of
+    a value map), sorted."""
+    names = {*cfg.labels, *cfg.origin_labels}
+    if cfg.value_label is not None:
+        names.add(cfg.value_label)
+    return tuple(sorted(names))
 
 
 def _choose_index(metrics: list[MetricConfig]) -> list[tuple[str | None, set[str]]]:
@@ -489,10 +695,18 @@ class Extractor:
             ("metric", "reason"),
         )
         store.attach(stats)  # no-op when the store was given the same registry already
+        unpriced = None
+        if any(m.cost is not None for m in metrics):
+            unpriced = stats.counter(
+                "chatwatch_genai_unpriced_total",
+                "LLM calls left out of a cost metric because the pricing table has no price "
+                "for their model.",
+                ("metric", "model"),
+            )
         self.compiled: list[CompiledMetric] = []
         for cfg, (field, values) in zip(metrics, _choose_index(metrics), strict=True):
             family = store.define(cfg, labelnames_of(cfg), now=clock())
-            self.compiled.append(CompiledMetric(cfg, family, self.errors, field, values))
+            self.compiled.append(CompiledMetric(cfg, family, self.errors, field, values, unpriced))
         store.retain(m.name for m in metrics)
         self.sources: list[str] = []
         self._run: Runner = self._compile()

@@ -30,7 +30,10 @@ The events and their fields:
     cache_error           level error: error_type, error (Redis is down: treated as a miss)
     external_api_call     service, model, attempt, status ("success" | "error"),
                           status_code, duration_ms, cost_usd; error_type and error when
-                          status is "error" (level warning)
+                          status is "error" (level warning); a successful OpenAI call
+                          also logs the SDK's token usage, `usage` (prompt_tokens,
+                          completion_tokens, total_tokens), and its cost_usd is those
+                          tokens at OpenAI's list price (LIST_PRICES)
     analysis_completed    analysis_type, duration_ms, cached
     analysis_failed       level error: analysis_type, duration_ms, error_type, error
 
@@ -76,6 +79,26 @@ TYPES: dict[str, tuple[int, str, str, float]] = {
     "moderation": (15, "perspective", "TOXICITY", 0.0),
 }
 CLIENTS = ["chatbot-web", "chatbot-slack", "chatbot-whatsapp"]
+
+LIST_PRICES = {"gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60)}
+"""USD per million (prompt, completion) tokens: what the service bills OpenAI calls at."""
+SYSTEM_PROMPT_TOKENS = {"sentiment": 120, "summarize": 600}
+"""The instructions sent before the user's text."""
+
+
+def _usage(seed: int, rid: str, attempt: int, kind: str, length: int) -> dict[str, int]:
+    """The token usage OpenAI reports for one call: about 4 characters a token, plus the
+    instructions; a label for sentiment, a summary of about a quarter for summarize. Drawn
+    from its own generator, so adding it left every other line of the log as it was."""
+    rng = random.Random(f"{seed}/{rid}/{attempt}")
+    text = round(length / rng.uniform(3.6, 4.4))
+    prompt = SYSTEM_PROMPT_TOKENS[kind] + text
+    completion = rng.randint(2, 12) if kind == "sentiment" else round(text * rng.uniform(0.2, 0.3))
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _stamp(when: dt.datetime) -> str:
@@ -214,8 +237,20 @@ def generate(start: dt.datetime, lines: int, seed: int) -> list[str]:
                     "status": status,
                     "status_code": code,
                     "duration_ms": ms,
-                    "cost_usd": cost,
                 }
+                if service == "openai" and status == "success":
+                    usage = _usage(seed, rid, attempt, kind, length)
+                    per_prompt, per_completion = LIST_PRICES[model]
+                    fields["usage"] = usage
+                    cost = round(
+                        (
+                            usage["prompt_tokens"] * per_prompt
+                            + usage["completion_tokens"] * per_completion
+                        )
+                        / 1e6,
+                        6,
+                    )
+                fields["cost_usd"] = cost
                 if status == "error":
                     assert error_type is not None and text is not None
                     fields |= {"error_type": error_type, "error": text}
