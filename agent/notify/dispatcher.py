@@ -18,6 +18,12 @@ sleeps or does I/O, so every timing rule is tested with plain numbers.
 - A firing alert the rule engine stops reporting resolves after `resolve_timeout`, as
   Alertmanager resolves alerts whose endsAt passed. Resolved alerts leave the group after
   the flush that saw them; a group with no alerts left is removed.
+- Muting (mute.py: silences, later inhibition) runs on each flush before dedup, as
+  Alertmanager's MuteStage does: a muted alert is sent neither firing nor resolved. It is
+  also taken out of what each integration was told, so that when it stops being muted and
+  still fires it counts as new and is sent on that group's next flush, which
+  `release_unmuted` brings forward to "now" (Alertmanager instead keeps it in its log
+  and waits for repeat_interval when the receiver had been told before the silence).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.alerting.alert import Alert
+from agent.notify.mute import MuteStage
 from agent.notify.notification import (
     Notification,
     NotifiedAlert,
@@ -54,6 +61,8 @@ class StoredAlert:
     generator_url: str
     cooldown: float
     fingerprint: str
+    updated_at: float = 0.0
+    """When the rule engine last reported it (Alertmanager's updatedAt)."""
 
     def resolved(self, now: float) -> bool:
         return self.ends_at <= now
@@ -80,6 +89,8 @@ class Group:
     labels: dict[str, str]
     next_flush: float
     alerts: dict[str, StoredAlert] = field(default_factory=dict)
+    muted: set[str] = field(default_factory=set)
+    """Fingerprints the mute stage left out of the last flush."""
 
 
 @dataclass(slots=True)
@@ -119,6 +130,7 @@ class Dispatcher:
         integrations: dict[str, list[IntegrationSpec]],
         external_url: str,
         resolve_timeout: float,
+        mute: MuteStage | None = None,
     ) -> None:
         self.route = route
         self.routes = {r.id: r for r in route.walk()} if route else {}
@@ -128,6 +140,9 @@ class Dispatcher:
         self.groups: dict[str, Group] = {}
         self.log: dict[tuple[str, str], LogEntry] = {}
         self.cooldown_until: dict[tuple[str, str], float] = {}
+        self.mute = mute
+        self.suppressed: dict[str, int] = {}
+        """Alerts muted per flush, by reason, since `take_suppressed` last ran."""
 
     # -- input ---------------------------------------------------------------------------
 
@@ -177,6 +192,7 @@ class Dispatcher:
             generator_url=alert.generator_url,
             cooldown=alert.cooldown,
             fingerprint=fp,
+            updated_at=now,
         )
         group.alerts[fp] = new
         # Annotations (often `{{ $value }}`) and end times change on every evaluation
@@ -213,14 +229,58 @@ class Dispatcher:
         self._expire_cooldowns(now)
         return out
 
+    def release_unmuted(self, now: float) -> None:
+        """Flush now every group with a firing alert that was muted at its last flush and
+        is no longer (its silence ended or was expired): "at once", not a group_interval
+        later. Cheap: only groups that hold muted alerts are looked at."""
+        if self.mute is None:
+            return
+        for group in self.groups.values():
+            if group.next_flush <= now or not group.muted:
+                continue
+            for fp in group.muted:
+                alert = group.alerts.get(fp)
+                if (
+                    alert is not None
+                    and not alert.resolved(now)
+                    and self.mute.reason(alert.labels, now) is None
+                ):
+                    group.next_flush = now
+                    break
+
+    def take_suppressed(self) -> dict[str, int]:
+        """Muted alerts counted since the last call, by reason; resets the count."""
+        out, self.suppressed = self.suppressed, {}
+        return out
+
+    def _muted(self, group: Group, specs: list[IntegrationSpec], now: float) -> set[str]:
+        """The alerts the mute stage leaves out of this flush. They are also forgotten
+        from what each integration was told, so they are new once unmuted."""
+        muted: set[str] = set()
+        if self.mute is not None:
+            for fp, alert in group.alerts.items():
+                reason = self.mute.reason(alert.labels, now)
+                if reason is not None:
+                    muted.add(fp)
+                    self.suppressed[reason] = self.suppressed.get(reason, 0) + 1
+        if muted:
+            for spec in specs:
+                entry = self.log.get((group.id, spec.name))
+                if entry is not None:
+                    entry.firing -= muted
+                    entry.resolved -= muted
+        group.muted = muted
+        return muted
+
     def _flush(self, group: Group, route: Route, now: float) -> list[Notification]:
         specs = self.integrations.get(group.receiver, [])
+        muted = self._muted(group, specs, now)
         told: set[str] = set()
         for spec in specs:
             entry = self.log.get((group.id, spec.name))
             if entry is not None:
                 told |= entry.firing
-        held = {
+        held = muted | {
             fp
             for fp in group.alerts
             if fp not in told and self.cooldown_until.get((group.id, fp), 0.0) > now
@@ -277,6 +337,7 @@ class Dispatcher:
                     "labels": g.labels,
                     "next_flush": g.next_flush,
                     "alerts": [_alert_json(a) for a in g.alerts.values()],
+                    "muted": sorted(g.muted),
                 }
                 for g in self.groups.values()
             ],
@@ -327,6 +388,7 @@ class Dispatcher:
                 receiver=route.receiver,
                 labels=g["labels"],
                 next_flush=float(g["next_flush"]),
+                muted=set(g.get("muted", [])),
             )
         self.adopt(alerts, now)
         for gid in [gid for gid, g in self.groups.items() if not g.alerts]:
@@ -370,6 +432,7 @@ def _alert_json(a: StoredAlert) -> dict[str, Any]:
         "generator_url": a.generator_url,
         "cooldown": a.cooldown,
         "fingerprint": a.fingerprint,
+        "updated_at": a.updated_at,
     }
 
 

@@ -87,6 +87,48 @@ def parse_matchers(text: str) -> list[Matcher]:
     return out
 
 
+_SPACE = r"[\t\n\f\r ]*"  # Go's \s
+_ONE_RE = re.compile(
+    rf"^{_SPACE}([a-zA-Z_:][a-zA-Z0-9_:]*){_SPACE}(=~|=|!=|!~){_SPACE}(.*?){_SPACE}\Z", re.S
+)
+_LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+
+def valid_label_name(name: str) -> bool:
+    """Prometheus' model.LabelName.IsValid (the classic, pre-UTF-8 rule)."""
+    return _LABEL_NAME_RE.match(name) is not None
+
+
+def parse_matcher(text: str) -> Matcher:
+    """One matcher as Alertmanager's labels.ParseMatcher reads it (the API's `filter`
+    parameters, amtool's arguments): the value may be quoted, `\\"`, `\\n` and `\\\\` are
+    unescaped, any other backslash is literal. Errors carry Alertmanager's wording."""
+    m = _ONE_RE.match(text)
+    if m is None:
+        raise ValueError(f"bad matcher format: {text}")
+    name, op, raw = m.groups()
+    quoted = raw.startswith('"')
+    if quoted:
+        raw = raw[1:]
+    out: list[str] = []
+    escaped = False
+    for i, ch in enumerate(raw):
+        if escaped:
+            escaped = False
+            out.append({"n": "\n", '"': '"', "\\": "\\"}.get(ch, "\\" + ch))
+        elif ch == "\\" and i < len(raw) - 1:
+            escaped = True
+        elif ch == '"':
+            if not quoted or i < len(raw) - 1:
+                raise ValueError(f"matcher value contains unescaped double quote: {m.group(3)}")
+            quoted = False
+        else:
+            out.append(ch)
+    if quoted:
+        raise ValueError(f"matcher value contains unescaped double quote: {m.group(3)}")
+    return Matcher.make(name, op, "".join(out))
+
+
 def _value(s: str, pos: int, text: str) -> tuple[str, int]:
     if pos < len(s) and s[pos] == '"':
         end = pos + 1

@@ -25,6 +25,16 @@ class NotifyMetrics:
             ("receiver", "integration"),
             LATENCY_BUCKETS,
         )
+        self.suppressed = stats.counter(
+            "chatwatch_notifications_suppressed_total",
+            "Alerts left out of a notification because they were muted, by reason "
+            "(silence), counted at every flush of their group.",
+            ("reason",),
+        )
+        self.suppressed.inc(("silence",), 0.0)  # shown from the start, so rate() works
+        self.silences = stats.gauge(
+            "chatwatch_silences", "Silences by state: active, pending, expired.", ("state",)
+        )
         self.queue_length = stats.gauge(
             "chatwatch_notification_queue_length",
             "Notifications waiting for delivery, by receiver.",

@@ -71,6 +71,18 @@ class ServerConfig(Model):
     basic_auth: BasicAuthConfig | None = None
     """Protects /metrics and the API; health endpoints stay open for the kubelet."""
     external_url: str | None = None
+    enable_admin_api: bool = False
+    """Without basic auth or required client certificates, the write endpoints (POST
+    /-/reload, creating and expiring silences) answer 403 unless this is true: set it only
+    on a network where everyone who can reach chatwatch may change it."""
+
+    @property
+    def writes_allowed(self) -> bool:
+        """Whether write endpoints are on: clients authenticate, or the user said so."""
+        client_certs = self.tls is not None and self.tls.client_auth_type == (
+            "RequireAndVerifyClientCert"
+        )
+        return self.enable_admin_api or self.basic_auth is not None or client_certs
 
     @field_validator("listen")
     @classmethod

@@ -34,7 +34,9 @@ __all__ = [
     "go_sprintln",
     "go_time_string",
     "go_type",
+    "parse_rfc3339",
     "rfc3339",
+    "rfc3339_millis",
 ]
 
 
@@ -147,6 +149,26 @@ def rfc3339(ts: float | None) -> str:
     if t.microsecond:
         text += "." + f"{t.microsecond:06d}".rstrip("0")
     return text + "Z"
+
+
+def rfc3339_millis(ts: float) -> str:
+    """A Unix time as go-openapi's strfmt.DateTime marshals it, which Alertmanager's API v2
+    uses for every time: RFC 3339 in UTC with exactly three fractional digits, truncated
+    (`2023-05-01T12:00:00.000Z`)."""
+    t = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{t.microsecond // 1000:03d}Z"
+
+
+def parse_rfc3339(text: str) -> float:
+    """An RFC 3339 time with its offset (`2023-05-01T12:00:00Z`, `...T14:00:00.5+02:00`) as
+    Unix seconds; fractions beyond microseconds are cut. Raises ValueError otherwise."""
+    try:
+        t = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"parsing time {go_quote(text)}: not an RFC 3339 time") from None
+    if t.tzinfo is None or len(text) < 20:
+        raise ValueError(f"parsing time {go_quote(text)}: not an RFC 3339 time with an offset")
+    return t.timestamp()
 
 
 def go_print(value: Any) -> str:
