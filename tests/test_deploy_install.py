@@ -355,6 +355,11 @@ def test_run_as_unprivileged_user_writes_only_its_state_folder(image: Image) -> 
                 in _get(base + "/metrics")[1]
             ),
         )
+        # the web page and its vendored chart library come from the installed wheel
+        status, page = _get(base + "/")
+        assert status == 200 and "<h1>Overview</h1>" in page
+        status, chart = _get(base + "/static/uPlot.iife.min.js")
+        assert status == 200 and chart.startswith("/*! https://github.com/leeoniya/uPlot")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=15)
         _, err = proc.communicate()

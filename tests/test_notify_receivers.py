@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import itertools
+import json
 import logging
 import ssl
 import time
@@ -15,6 +17,10 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 
+from agent.notify.console.config import ConsoleConfig
+from agent.notify.console.console import Console
+from agent.notify.notification import Notification, NotifiedAlert
+from agent.support.logs import JSONFormatter, TextFormatter
 from agent.support.selfmetrics import SelfMetrics
 from tests.notify_support import (
     HookServer,
@@ -294,6 +300,66 @@ async def test_console_logs_notification_as_json(
     record = next(r for r in caplog.records if r.name == "chatwatch.notify.console")
     assert record.getMessage() == "[FIRING:1] Demo"
     assert record.__dict__["notification"]["alerts"][0]["labels"] == {"alertname": "Demo"}
+
+
+async def test_console_prints_one_readable_block_in_text_logs_and_json_in_json_logs() -> None:
+    now = time.time()
+    alerts = [
+        NotifiedAlert(
+            labels={"alertname": "ChatbotErrors", "route": "/api/chat", "severity": "page"},
+            annotations={"summary": "5xx answers on /api/chat", "value": "0.23"},
+            starts_at=now - 125,
+            ends_at=None,
+            generator_url="http://chatwatch:9317/graph?g0.expr=x&g0.tab=1",
+            fingerprint="0123456789abcdef",
+        ),
+        NotifiedAlert(
+            labels={"alertname": "ChatbotErrors", "route": "/api/login", "severity": "page"},
+            annotations={"summary": "5xx answers on /api/login"},
+            starts_at=now - 600,
+            ends_at=now - 60,
+            generator_url="",
+            fingerprint="fedcba9876543210",
+        ),
+    ]
+    notification = Notification(
+        "log", "log/console[0]", '{}:{alertname="ChatbotErrors"}',
+        {"alertname": "ChatbotErrors"}, alerts, "http://chatwatch:9317", now,
+    )  # fmt: skip
+    console = Console("log", 0, ConsoleConfig())
+    logger = logging.getLogger("chatwatch.notify.console")
+    outputs = {}
+    for name, formatter in (("text", TextFormatter()), ("json", JSONFormatter())):
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+        level, logger.level = logger.level, logging.INFO
+        try:
+            await console.notify(notification)
+        finally:
+            logger.removeHandler(handler)
+            logger.level = level
+        outputs[name] = stream.getvalue()
+
+    head, *block = outputs["text"].rstrip("\n").split("\n")
+    assert head.endswith("INFO    chatwatch.notify.console: [FIRING:1] ChatbotErrors (page)")
+    assert block[0] == "  FIRING    ChatbotErrors  route=/api/chat  severity=page"
+    assert block[1] == "            summary  5xx answers on /api/chat"
+    assert block[2] == "            value    0.23"
+    assert block[3].startswith("            since    ") and block[3].endswith("(2m5s ago)")
+    assert block[4] == "            graph    http://chatwatch:9317/graph?g0.expr=x&g0.tab=1"
+    assert block[5] == "  RESOLVED  ChatbotErrors  route=/api/login  severity=page"
+    assert block[6] == "            summary  5xx answers on /api/login"
+    assert block[7].startswith("            resolved ") and block[7].endswith(", after 9m")
+    assert len(block) == 8, "one block, no dump of the payload"
+    assert "notification=" not in outputs["text"] and "{'" not in outputs["text"]
+
+    (line,) = outputs["json"].splitlines()
+    record = json.loads(line)
+    assert record["msg"] == "[FIRING:1] ChatbotErrors (page)"
+    assert record["notification"]["alerts"][1]["status"] == "resolved"
+    assert "_human" not in record
 
 
 async def test_email_with_implicit_tls(tmp_path: Path) -> None:

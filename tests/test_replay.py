@@ -474,3 +474,60 @@ def test_format_notification_of_a_group_with_a_resolve() -> None:
         '2026-01-01T00:01:30Z  NOTIFY    ops/email[1]    firing    group={env="prod",team="bot"}  '
         "3 alerts (1 resolved): Errors (2), Slow"
     )
+
+
+# Backed up from T0+60.5 to T0+120.2 as BACKLOG, with a worse spell (500) from T0+90 to T0+100.
+PEAKED = [(ts, 500 if T0 + 90 <= ts < T0 + 100 else depth) for ts, depth in BACKLOG]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "replay", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_table_format_has_a_row_per_firing_with_its_peak(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    still = [(ts + 200, 5000) for ts, _ in BACKLOG[:40]]  # full from T0+200 to the end
+    log = write_log(tmp_path / "bot.log", queue_log(PEAKED + still))
+    result = run_cli("-c", str(cfg), str(log), "--format", "table", "--no-metrics")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:4] == [
+        "ALERT         LABELS  FIRED AT              RESOLVED AT           LASTED  PEAK",
+        "QueueBacklog  -       2026-01-01T00:01:11Z  2026-01-01T00:02:01Z  50s     500",
+        "QueueFull     -       2026-01-01T00:03:20Z  still firing          -       5000",
+        "QueueBacklog  -       2026-01-01T00:03:30Z  still firing          -       5000",
+    ]
+    assert lines[4] == ""
+    assert lines[5].startswith("# replayed 440 lines (440 events) spanning 3m40s in ")
+    assert "chatbot_queue_depth" not in result.stdout, "--no-metrics"
+
+
+def test_json_format_is_one_document_for_scripts(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    log = write_log(tmp_path / "bot.log", queue_log(PEAKED))
+    result = run_cli("-c", str(cfg), str(log), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["alerts"] == [
+        {
+            "alertname": "QueueBacklog",
+            "labels": {"alertname": "QueueBacklog"},
+            "annotations": {"summary": "queue at 150"},
+            "activeAt": "2026-01-01T00:01:01Z",
+            "firedAt": "2026-01-01T00:01:11Z",
+            "resolvedAt": "2026-01-01T00:02:01Z",
+            "peakValue": "500",
+        }
+    ]
+    assert [(e["time"], e["state"]) for e in doc["timeline"]] == [
+        ("2026-01-01T00:01:11Z", "firing"),
+        ("2026-01-01T00:02:01Z", "resolved"),
+    ]
+    assert doc["stats"]["lines"] == 400 and doc["stats"]["fired"] == 1
+    assert "chatbot_queue_depth 10.0" in doc["metrics"]
+    assert doc["summary"].startswith("replayed 400 lines")

@@ -158,9 +158,13 @@ async def test_healthy_always_and_ready_only_once_handlers_say_so() -> None:
     assert head.status_code == 200 and head.content == b""
 
 
+ADMIN = ServerConfig(listen="127.0.0.1:0", enable_admin_api=True)
+"""No auth, writes allowed: POST /-/reload is a write endpoint."""
+
+
 async def test_reload_success_calls_the_handler_once() -> None:
     handlers = Handlers()
-    async with client_of(handlers) as client:
+    async with client_of(handlers, ADMIN) as client:
         r = await client.post("/-/reload")
     assert r.status_code == 200
     assert "config reloaded" in r.text
@@ -170,7 +174,7 @@ async def test_reload_success_calls_the_handler_once() -> None:
 async def test_reload_failure_returns_500_with_the_reason() -> None:
     handlers = Handlers()
     handlers.reload_result = ("failed", "cw.yaml: metrics[2].buckets: expected a list of numbers")
-    async with client_of(handlers) as client:
+    async with client_of(handlers, ADMIN) as client:
         r = await client.post("/-/reload")
     assert r.status_code == 500
     assert "metrics[2].buckets: expected a list of numbers" in r.text
@@ -179,7 +183,7 @@ async def test_reload_failure_returns_500_with_the_reason() -> None:
 async def test_reload_handler_crash_is_a_500_not_a_dead_server() -> None:
     handlers = Handlers()
     handlers.reload_result = RuntimeError("boom")
-    async with client_of(handlers) as client:
+    async with client_of(handlers, ADMIN) as client:
         r = await client.post("/-/reload")
         after = await client.get("/-/healthy")
     assert r.status_code == 500 and "boom" in r.text

@@ -220,7 +220,7 @@ class SlowReload(Handlers):
 
 async def test_a_request_in_flight_when_the_server_stops_gets_its_answer() -> None:
     handlers = SlowReload()
-    server = Server(ServerConfig(listen="127.0.0.1:0"), handlers)
+    server = Server(ServerConfig(listen="127.0.0.1:0", enable_admin_api=True), handlers)
     started = asyncio.Event()
     task = asyncio.create_task(server.run(started))
     await asyncio.wait_for(started.wait(), timeout=20)
@@ -240,7 +240,7 @@ async def test_a_request_in_flight_when_the_server_stops_gets_its_answer() -> No
 
 async def test_a_request_stuck_past_the_grace_period_does_not_hold_up_the_stop() -> None:
     handlers = SlowReload()  # never released
-    server = Server(ServerConfig(listen="127.0.0.1:0"), handlers)
+    server = Server(ServerConfig(listen="127.0.0.1:0", enable_admin_api=True), handlers)
     started = asyncio.Event()
     task = asyncio.create_task(server.run(started))
     await asyncio.wait_for(started.wait(), timeout=20)

@@ -2,7 +2,9 @@
 
 It uses the files a reader of the repository sees: `examples/demo_writer.py` writes the
 log, `examples/chatwatch.yaml` is the config (its paths rewritten into a working folder)
-and `rules/*.yml` is the rule pack, with alerts printed by the console receiver.
+and `rules/*.yml` is the rule pack, with alerts printed by the console receiver. The
+agent's web page is the first thing printed; a temporary working folder is removed when
+the demo stops (one given with `--dir` is kept).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +33,8 @@ def demo_config(repo: Path, workdir: Path, listen: str) -> dict[str, Any]:
     raw["sources"][0]["paths"] = [str(workdir / "chatbot.log")]
     raw["state_dir"] = str(workdir / "state")
     raw["rule_files"] = [str(repo / "rules" / "*.yml")]
+    if "pricing_file" in raw:  # beside the example config, not in the working folder
+        raw["pricing_file"] = str(repo / "examples" / raw["pricing_file"])
     raw.setdefault("server", {})["listen"] = listen
     return raw
 
@@ -54,6 +59,14 @@ def main(args: argparse.Namespace) -> int:
         return 2
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="chatwatch-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _demo(args, workdir)
+    finally:
+        if not args.dir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _demo(args: argparse.Namespace, workdir: Path) -> int:
     config_path = workdir / "chatwatch.yaml"
     config_path.write_text(
         yaml.safe_dump(demo_config(_REPO, workdir, args.listen), sort_keys=False)
@@ -73,14 +86,16 @@ def main(args: argparse.Namespace) -> int:
     base = f"http://{args.listen}"
     print(
         f"""
-chatwatch demo
+chatwatch demo: open {base}/ in a browser
+
+  pages                  {base}/  /alerts  /rules  /graph  /config
   a demo chatbot writes  {log}
     (about 20 lines/s; a bad spell of errors 1 minute in, then every 8 minutes)
   config                 {config_path}
   metrics                {base}/metrics
   alerts                 {base}/api/v1/alerts   (and printed below by the console receiver)
   rules                  {base}/api/v1/rules
-Ctrl-C stops both.
+Ctrl-C stops both{"" if args.dir else " and removes " + str(workdir)}.
 """,
         flush=True,
     )

@@ -7,6 +7,11 @@ in minutes and the timeline it prints is the one the agent would have produced l
 `--notifications` the alerts also go through the agent's own dispatcher (routes,
 grouping, timers, cooldown; pure, so it runs on the simulated clock too), and the
 timeline shows each notification it would have sent; nothing is sent.
+
+`--format` chooses the output: `lines` (the default) streams the timeline as it happens,
+then a summary and the final metrics; `table` prints one row per time an alert fired
+(alert, labels, fired at, resolved at, how long, peak value); `json` prints all of it as
+one JSON document for scripts.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import argparse
 import datetime
 import gzip
 import heapq
+import json
+import math
 import sys
 import time
 from bisect import bisect_right
@@ -73,6 +80,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "alerts); nothing is sent",
     )
     p.add_argument("--no-metrics", action="store_true", help="do not print the final metrics")
+    p.add_argument(
+        "--format",
+        choices=("lines", "table", "json"),
+        default="lines",
+        help="lines: the timeline as it happens (default); table: one row per firing "
+        "(alert, labels, fired at, resolved at, peak value); json: everything, for scripts",
+    )
     p.set_defaults(func=main)
 
 
@@ -99,6 +113,29 @@ class TimelineEntry:
     value: float
     annotations: dict[str, str] = field(default_factory=dict)
     since: float | None = None
+
+
+@dataclass
+class Episode:
+    """One time an alert fired: from firing to resolved (or the end of the logs)."""
+
+    labels: dict[str, str]
+    fired_at: float
+    active_at: float
+    """When it became pending (`fired_at` minus the rule's `for`)."""
+    peak: float
+    annotations: dict[str, str]
+    resolved_at: float | None = None
+    alert: Any = field(default=None, repr=False)
+    """The rule's ActiveAlert while firing: its value moves each evaluation."""
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "")
+
+    def see(self, value: float) -> None:
+        if value > self.peak or math.isnan(self.peak):
+            self.peak = value
 
 
 @dataclass
@@ -235,6 +272,8 @@ class Replay:
         self.store = self.pipeline.store
         self.manager = self.pipeline.rules
         self.timeline: list[TimelineEntry] = []
+        self.episodes: list[Episode] = []
+        self._firing: dict[tuple[tuple[str, str], ...], Episode] = {}
         self._ts_of_value = timestamp_parser(timestamp_format)
         self._get_ts = field_getter(timestamp_field)
         self.on_entry: Callable[[TimelineEntry], None] | None = None
@@ -378,8 +417,11 @@ class Replay:
         self.now = now
         self.pipeline.tick(now)
         self.stats.evaluations += 1
+        for episode in self._firing.values():
+            episode.see(episode.alert.value)
         for change in self.manager.last_changes:
             a = change.alert
+            self._track(change.new, a, now)
             if change.new == "firing":
                 entry = TimelineEntry(now, "firing", a.labels, a.value, a.annotations, a.active_at)
                 self.stats.fired += 1
@@ -400,6 +442,20 @@ class Replay:
                 dispatcher.ingest(self._reported, now)
                 self._reported = None
             self._sent(dispatcher.flush_due(now), now)
+
+    def _track(self, new: str, a: Any, now: float) -> None:
+        key = tuple(sorted(a.labels.items()))
+        if new == "firing":
+            episode = Episode(dict(a.labels), now, a.active_at, a.value, dict(a.annotations))
+            episode.alert = a
+            self.episodes.append(episode)
+            self._firing[key] = episode
+        elif new == "resolved":
+            ended = self._firing.pop(key, None)
+            if ended is not None:
+                ended.see(a.value)
+                ended.resolved_at = now
+                ended.alert = None
 
     def still_firing(self) -> list[Any]:
         return [
@@ -512,23 +568,23 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"chatwatch replay: {exc}", file=sys.stderr)
         return 2
     replay.show_pending = args.pending
-    replay.on_entry = lambda e: print(format_entry(e), file=out, flush=False)
+    fmt = args.format
     width = max((len(t) for t in replay.notify_targets), default=0)
-    replay.on_notification = lambda e: print(format_notification(e, width), file=out, flush=False)
+    if fmt == "lines":  # streamed as it happens; the other formats print at the end
+        replay.on_entry = lambda e: print(format_entry(e), file=out, flush=False)
+        replay.on_notification = lambda e: print(
+            format_notification(e, width), file=out, flush=False
+        )
     for path in args.logs:
         if path != "-" and not Path(path).is_file():
             print(f"chatwatch replay: {path}: no such file", file=sys.stderr)
             return 2
     stats = replay.run(args.logs)
-    for a in replay.still_firing():
-        print(f"{'(end)':<24}  {'FIRING':<8}  {_labels_text(a.labels)}  still firing", file=out)
     span = (stats.last_ts or 0.0) - (stats.first_ts or 0.0)
-    print(file=out)
-    print(
-        f"# replayed {stats.lines} lines ({stats.events} events) spanning "
+    summary = (
+        f"replayed {stats.lines} lines ({stats.events} events) spanning "
         f"{_span(span)} in {stats.wall_seconds:.1f}s: {stats.evaluations} evaluations, "
-        f"{stats.fired} alerts fired, {stats.resolved} resolved",
-        file=out,
+        f"{stats.fired} alerts fired, {stats.resolved} resolved"
     )
     skipped = []
     if stats.decode_errors:
@@ -538,16 +594,119 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
         skipped.append(f"{stats.no_timestamp} events had no usable {field_name!r}")
     if stats.out_of_order:
         skipped.append(f"{stats.out_of_order} events were out of order (taken at the latest time)")
-    for s in skipped:
-        print(f"# {s}", file=out)
-    if args.notifications:
-        for line in _notifications_summary(cfg, replay):
+    notes = skipped + (
+        [line.removeprefix("# ") for line in _notifications_summary(cfg, replay)]
+        if args.notifications
+        else []
+    )
+    if fmt == "json":
+        json.dump(
+            replay_json(replay, summary, notes, not args.no_metrics), out, indent=2, default=str
+        )
+        out.write("\n")
+        out.flush()
+        return 0
+    if fmt == "table":
+        for line in format_table(replay.episodes):
             print(line, file=out)
+        if replay.notifications:
+            print(file=out)
+            for e in replay.notifications:
+                print(format_notification(e, width), file=out)
+    else:
+        for a in replay.still_firing():
+            print(f"{'(end)':<24}  {'FIRING':<8}  {_labels_text(a.labels)}  still firing", file=out)
+    print(file=out)
+    print(f"# {summary}", file=out)
+    for note in notes:
+        print(f"# {note}", file=out)
     if not args.no_metrics:
         print(file=out)
         out.write(replay.metrics_text())
     out.flush()
     return 0
+
+
+TABLE_HEADER = ("ALERT", "LABELS", "FIRED AT", "RESOLVED AT", "LASTED", "PEAK")
+
+
+def format_table(episodes: Sequence[Episode]) -> list[str]:
+    """One row per firing, in the order they fired; columns padded to line up."""
+    if not episodes:
+        return ["no alert fired"]
+    rows = [TABLE_HEADER]
+    for e in episodes:
+        labels = " ".join(f"{k}={v}" for k, v in sorted(e.labels.items()) if k != "alertname")
+        end = e.resolved_at
+        rows.append(
+            (
+                e.name,
+                labels or "-",
+                _iso(e.fired_at),
+                _iso(end) if end is not None else "still firing",
+                format_duration(round(end - e.fired_at)) if end is not None else "-",
+                go_float(e.peak),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_HEADER))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def replay_json(replay: Replay, summary: str, notes: list[str], metrics: bool) -> dict[str, Any]:
+    """`--format json`: the firings, the timeline, the notifications and the summary."""
+    stats = replay.stats
+    return {
+        "alerts": [
+            {
+                "alertname": e.name,
+                "labels": e.labels,
+                "annotations": e.annotations,
+                "activeAt": _iso(e.active_at),
+                "firedAt": _iso(e.fired_at),
+                "resolvedAt": _iso(e.resolved_at) if e.resolved_at is not None else None,
+                "peakValue": go_float(e.peak),
+            }
+            for e in replay.episodes
+        ],
+        "timeline": [
+            {
+                "time": _iso(e.ts),
+                "state": e.kind,
+                "labels": e.labels,
+                "value": go_float(e.value),
+                "annotations": e.annotations,
+            }
+            for e in replay.timeline
+        ],
+        "notifications": [
+            {
+                "time": _iso(e.ts),
+                "target": e.target,
+                "status": e.notification.status,
+                "groupLabels": e.notification.group_labels,
+                "alerts": [a.labels for a in e.notification.alerts],
+            }
+            for e in replay.notifications
+        ],
+        "stats": {
+            "lines": stats.lines,
+            "events": stats.events,
+            "decodeErrors": stats.decode_errors,
+            "noTimestamp": stats.no_timestamp,
+            "outOfOrder": stats.out_of_order,
+            "evaluations": stats.evaluations,
+            "fired": stats.fired,
+            "resolved": stats.resolved,
+            "firstTime": _iso(stats.first_ts) if stats.first_ts is not None else None,
+            "lastTime": _iso(stats.last_ts) if stats.last_ts is not None else None,
+        },
+        "summary": summary,
+        "notes": notes,
+        **({"metrics": replay.metrics_text()} if metrics else {}),
+    }
 
 
 def _span(seconds: float) -> str:

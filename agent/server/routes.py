@@ -3,16 +3,28 @@
 A plain ASGI application (`App`); `agent.server.serve` runs it. Endpoints use
 Prometheus' spellings, so probes and tools written for it work unchanged:
 
-    GET  /metrics          Prometheus text 0.0.4, or OpenMetrics when Accept asks; gzip
+    GET  /metrics          Prometheus text 0.0.4, or OpenMetrics when Accept asks; gzip.
+                           Just after a restart it waits for handlers.values_current()
+                           (the lines since the checkpoint counted again), else 503
     GET  /-/healthy        200 while the process serves
     GET  /-/ready          200 once handlers.is_ready(), else 503
     POST /-/reload         handlers.reload(); 200, 500 with the reason, or 409 when a
                            setting changed that needs a restart (the rest is applied)
     GET  /api/v1/alerts    {"status": "success", "data": handlers.alerts_api()}
     GET  /api/v1/rules     {"status": "success", "data": handlers.rules_api()}
+    GET  /, /alerts, /rules, /graph, /config, /static/...
+                           web pages for people (agent.server.pages), from handlers.status(),
+                           rule_groups(), history(), query_range(), running_config()
+    GET  /api/v2/silences, /api/v2/silence/{id}, /api/v2/alerts, /api/v2/alerts/groups,
+         /api/v2/status, /api/v2/receivers
+    POST /api/v2/silences, DELETE /api/v2/silence/{id}
+                           Alertmanager's API v2 (agent.notify.api), for amtool and Grafana
 
 Basic auth (agent.server.auth), when configured, guards everything except /-/healthy and
-/-/ready, so the kubelet's probes need no credentials.
+/-/ready, so the kubelet's probes need no credentials. Every method but GET and HEAD is a
+write (reload, silences): with neither basic auth nor required client certificates the
+writes answer 403 unless `server.enable_admin_api` is set, as Prometheus guards its admin
+API.
 """
 
 from __future__ import annotations
@@ -20,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any, Literal, Protocol
 
@@ -28,7 +42,17 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from agent.notify.api import AlertmanagerAPI, APIError
 from agent.server.auth import BasicAuth
+from agent.server.pages import alerts, graph, overview, rules, running_config, static
+from agent.server.pages.render import Page, Query, error_page
+from agent.server.pages.views import (
+    AgentStatus,
+    GroupView,
+    HistoryWindow,
+    RangeResult,
+    RunningConfig,
+)
 
 log = logging.getLogger("chatwatch.server")
 
@@ -41,6 +65,8 @@ GZIP_LEVEL = 6
 """zlib level 6 keeps most of level 9's ratio on exposition text at a fraction of its cost."""
 OFFLOAD_BYTES = 64 * 1024
 """Encoding larger than this (estimated from the sample count) runs in a worker thread."""
+SCRAPE_HOLD = 4.0
+"""Seconds a scrape waits, after a restart, for values Prometheus may see (else 503)."""
 
 
 ReloadStatus = Literal["ok", "failed", "needs_restart"]
@@ -57,20 +83,43 @@ class ServerHandlers(Protocol):
 
     def is_ready(self) -> bool: ...
 
+    async def values_current(self, timeout: float) -> bool: ...
+
     async def reload(self) -> tuple[ReloadStatus, str]: ...
 
     def alerts_api(self) -> dict[str, Any]: ...
 
     def rules_api(self) -> dict[str, Any]: ...
 
+    # what the web pages show besides the API's alerts and rules (agent.server.pages)
+
+    def status(self) -> AgentStatus: ...
+
+    def rule_groups(self) -> list[GroupView]: ...
+
+    def history(self) -> HistoryWindow: ...
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> RangeResult:
+        """`expr` at every `step` from `start` to `end`; ValueError for a bad expression."""
+        ...
+
+    def running_config(self) -> RunningConfig: ...
+
+    @property
+    def alertmanager_api(self) -> AlertmanagerAPI: ...
+
 
 class App:
     """The ASGI application. One instance per server; stateless between requests."""
 
-    def __init__(self, handlers: ServerHandlers, auth: BasicAuth | None = None) -> None:
+    def __init__(
+        self, handlers: ServerHandlers, auth: BasicAuth | None = None, writes_allowed: bool = False
+    ) -> None:
         self.handlers = handlers
         self.auth = auth
         """Swapped by a reload that changes `server.basic_auth`."""
+        self.writes_allowed = writes_allowed
+        """ServerConfig.writes_allowed; set again by a reload."""
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(_HandlersCollector(handlers))
         self._reload_lock = asyncio.Lock()
@@ -85,7 +134,27 @@ class App:
             "/-/reload": (("POST", "PUT"), True, self._reload),
             "/api/v1/alerts": (("GET", "HEAD"), True, self._alerts),
             "/api/v1/rules": (("GET", "HEAD"), True, self._rules),
+            # web pages for people, with the same auth as /metrics
+            "/": (("GET", "HEAD"), True, self._page(overview.page)),
+            "/alerts": (("GET", "HEAD"), True, self._page(alerts.page)),
+            "/rules": (("GET", "HEAD"), True, self._page(rules.page)),
+            "/graph": (("GET", "HEAD"), True, self._page(graph.page)),
+            "/config": (("GET", "HEAD"), True, self._page(running_config.page)),
+            # Alertmanager's API v2 (amtool, Grafana); /api/v2/silence/ takes an id after it
+            "/api/v2/silences": (("GET", "HEAD", "POST"), True, self._am_silences),
+            _SILENCE_PATH: (("GET", "HEAD", "DELETE"), True, self._am_silence),
+            "/api/v2/alerts": (("GET", "HEAD"), True, self._am_get(AlertmanagerAPI.get_alerts)),
+            "/api/v2/alerts/groups": (
+                ("GET", "HEAD"),
+                True,
+                self._am_get(AlertmanagerAPI.get_alert_groups),
+            ),
+            "/api/v2/status": (("GET", "HEAD"), True, self._am_status),
+            "/api/v2/receivers": (("GET", "HEAD"), True, self._am_receivers),
         }
+        self._static = static.load()
+        for path in self._static:
+            self._routes[path] = (("GET", "HEAD"), True, self._static_file)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -93,6 +162,7 @@ class App:
             return
         if scope["type"] != "http":  # websockets are not served
             return
+        scope[_RECEIVE] = receive  # for the handlers that read a request body
         response = await self._dispatch(scope)
         await send(
             {"type": "http.response.start", "status": response.status, "headers": response.headers}
@@ -102,7 +172,8 @@ class App:
         await send({"type": "http.response.body", "body": body})
 
     async def _dispatch(self, scope: Scope) -> _Response:
-        route = self._routes.get(scope["path"])
+        path = scope["path"]
+        route = self._routes.get(_SILENCE_PATH if path.startswith(_SILENCE_PATH) else path)
         if route is None:
             return _Response.text(404, "Not Found\n")
         methods, needs_auth, handler = route
@@ -115,6 +186,8 @@ class App:
             response = _Response.text(405, f"Method Not Allowed: use {' or '.join(methods)}\n")
             response.headers.append((b"allow", ", ".join(methods).encode()))
             return response
+        if scope["method"] not in ("GET", "HEAD") and not self.writes_allowed:
+            return _writes_off(path)
         return await handler(scope)
 
     async def _healthy(self, scope: Scope) -> _Response:
@@ -142,6 +215,57 @@ class App:
 
     async def _rules(self, scope: Scope) -> _Response:
         return self._api(self.handlers.rules_api)
+
+    # -- Alertmanager API v2 ------------------------------------------------------------
+
+    async def _am_silences(self, scope: Scope) -> _Response:
+        api = self.handlers.alertmanager_api
+        if scope["method"] == "POST":
+            body = await _body(scope)
+            if body is None:
+                return _Response.json(413, f"request body over {MAX_BODY} bytes")
+            return _am(lambda: api.post_silence(body, time.time()))
+        return _am(lambda: api.get_silences(_query(scope), time.time()))
+
+    async def _am_silence(self, scope: Scope) -> _Response:
+        api = self.handlers.alertmanager_api
+        silence_id = scope["path"][len(_SILENCE_PATH) :]
+        if scope["method"] == "DELETE":
+            return _am(lambda: api.delete_silence(silence_id, time.time()))
+        return _am(lambda: api.get_silence(silence_id, time.time()))
+
+    def _am_get(
+        self, method: Callable[[AlertmanagerAPI, dict[str, list[str]], float], Any]
+    ) -> Callable[[Scope], Awaitable[_Response]]:
+        async def handler(scope: Scope) -> _Response:
+            api = self.handlers.alertmanager_api
+            return _am(lambda: method(api, _query(scope), time.time()))
+
+        return handler
+
+    async def _am_status(self, scope: Scope) -> _Response:
+        return _am(self.handlers.alertmanager_api.get_status)
+
+    async def _am_receivers(self, scope: Scope) -> _Response:
+        return _am(self.handlers.alertmanager_api.get_receivers)
+
+    def _page(
+        self, render: Callable[[ServerHandlers, Query], Page]
+    ) -> Callable[[Scope], Awaitable[_Response]]:
+        async def handler(scope: Scope) -> _Response:
+            query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            try:
+                page = render(self.handlers, query)
+            except Exception as exc:  # the page's bug must not kill the server
+                log.exception("page failed", extra={"path": scope["path"]})
+                page = error_page(500, f"This page failed: {type(exc).__name__}: {exc}")
+            return _Response(page.status, page.headers(), page.body)
+
+        return handler
+
+    async def _static_file(self, scope: Scope) -> _Response:
+        page = self._static[scope["path"]]
+        return _Response(page.status, page.headers(), page.body)
 
     @staticmethod
     def _api(produce: Callable[[], dict[str, Any]]) -> _Response:
@@ -187,6 +311,9 @@ class App:
         return list(out.values())
 
     async def _metrics(self, scope: Scope) -> _Response:
+        if not await self.handlers.values_current(SCRAPE_HOLD):
+            # restored values not yet caught up: they would look like a counter reset
+            return _Response.text(503, "Counting the lines since the last checkpoint\n")
         encoder, content_type = choose_encoder(_header(scope, b"accept"))
         use_gzip = accepts_gzip(_header(scope, b"accept-encoding"))
         try:
@@ -212,6 +339,64 @@ class App:
         if use_gzip:
             headers.append((b"content-encoding", b"gzip"))
         return _Response(200, headers, body)
+
+
+_SILENCE_PATH = "/api/v2/silence/"
+_RECEIVE = "chatwatch.receive"
+"""Scope key of the ASGI `receive` callable, for handlers that read a request body."""
+MAX_BODY = 1 << 20
+"""Largest request body read (a silence is a few hundred bytes)."""
+WRITES_OFF = (
+    "write endpoints are off: configure server.basic_auth (or client certificates), "
+    "or set server.enable_admin_api: true on a trusted network"
+)
+
+
+def _writes_off(path: str) -> _Response:
+    if path.startswith("/api/v2/"):
+        return _Response.json(403, WRITES_OFF)
+    return _Response.text(403, WRITES_OFF + "\n")
+
+
+def _am(produce: Callable[[], Any]) -> _Response:
+    """An Alertmanager API answer: 200 with the JSON, an APIError's status and payload (a
+    JSON string, as Alertmanager answers errors; none for an empty body), or 500."""
+    try:
+        result = produce()
+    except APIError as exc:
+        if exc.payload is None:
+            return _Response(exc.status, [], b"")
+        return _Response.json(exc.status, exc.payload)
+    except Exception as exc:
+        log.exception("Alertmanager API handler failed")
+        return _Response.json(500, f"{type(exc).__name__}: {exc}")
+    if result is None:
+        return _Response(200, [], b"")
+    return _Response.json(200, result)
+
+
+def _query(scope: Scope) -> dict[str, list[str]]:
+    text = scope.get("query_string", b"").decode("utf-8", "replace")
+    return urllib.parse.parse_qs(text, keep_blank_values=True)
+
+
+async def _body(scope: Scope) -> bytes | None:
+    """The request body, or None when it is longer than MAX_BODY."""
+    receive: Receive = scope[_RECEIVE]
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -288,3 +473,7 @@ class _Response:
     @classmethod
     def text(cls, status: int, text: str) -> _Response:
         return cls(status, [(b"content-type", b"text/plain; charset=utf-8")], text.encode())
+
+    @classmethod
+    def json(cls, status: int, value: Any) -> _Response:
+        return cls(status, [(b"content-type", b"application/json")], orjson.dumps(value))

@@ -59,7 +59,7 @@ class Server:
         self.handlers = handlers
         self.base_dir = base_dir
         self.address: tuple[str, int] | None = None
-        self._app = App(handlers, _auth(cfg))
+        self._app = App(handlers, _auth(cfg), writes_allowed=cfg.writes_allowed)
         self._ssl_context: ssl.SSLContext | None = None
 
     def apply(self, cfg: ServerConfig, base_dir: Path | None = None) -> list[str]:
@@ -67,7 +67,8 @@ class Server:
         changed but only a restart can apply (the listen address, TLS switched on or off,
         client-certificate settings).
 
-        Basic-auth users and passwords (a rotated `password_file` included) apply at once.
+        Basic-auth users and passwords (a rotated `password_file` included) and
+        `enable_admin_api` apply at once.
         The certificate and key are read again on every reload and used for every new
         connection, so a certificate rotated in place (cert-manager) needs no restart.
         Raises ServerError, changing nothing, when the new TLS files are unusable."""
@@ -89,7 +90,14 @@ class Server:
                 )
         self._app.auth = _auth(cfg)
         self.base_dir = base_dir
-        self.cfg = cfg if not restart else old.model_copy(update={"basic_auth": cfg.basic_auth})
+        self.cfg = (
+            cfg
+            if not restart
+            else old.model_copy(
+                update={"basic_auth": cfg.basic_auth, "enable_admin_api": cfg.enable_admin_api}
+            )
+        )
+        self._app.writes_allowed = self.cfg.writes_allowed
         return restart
 
     @property

@@ -6,6 +6,7 @@ only what they all share, so `agent.config` can assemble the root without import
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
@@ -80,4 +81,30 @@ def http_url(value: str) -> str:
 def secret_http_url(value: SecretStr) -> SecretStr:
     """`http_url` for a secret field."""
     http_url(value.get_secret_value())
+    return value
+
+
+SECRET_SHOWN = "<secret>"
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:\s]*):[^/@\s]*@", re.IGNORECASE)
+
+
+def redacted(model: BaseModel) -> dict[str, Any]:
+    """The model as plain data for people to read, every secret shown as `<secret>`:
+    secret fields, header values (they carry tokens) and passwords inside URLs."""
+    return _redact(model.model_dump(mode="python", exclude_none=True, by_alias=True), "")
+
+
+def _redact(value: Any, key: str) -> Any:
+    if isinstance(value, SecretStr):
+        return SECRET_SHOWN
+    if isinstance(value, dict):
+        if key.endswith("headers"):
+            return dict.fromkeys(value, SECRET_SHOWN)
+        return {str(k): _redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v, key) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(rf"\1:{SECRET_SHOWN}@", value)
+    if isinstance(value, Path):
+        return str(value)
     return value

@@ -2,6 +2,9 @@
 
 Log records carry structured fields through `extra={"fields": {...}}`; secrets never go
 into them (config objects hold secrets as SecretStr, which prints as '**********').
+A record may also carry `extra={"_human": text}`: text logs print that block under the
+message instead of the fields (the console receiver's notifications); JSON logs, which
+leave out `_` keys, keep the fields for machines.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
+        human = record.__dict__.get("_human")
+        if isinstance(human, str):
+            return f"{base}\n{human}"
         extras = {
             k: v for k, v in record.__dict__.items() if k not in _RESERVED and not k.startswith("_")
         }

@@ -6,6 +6,7 @@ from agent.notify.common_config import IntegrationConfig
 
 
 class ConsoleConfig(IntegrationConfig):
-    """Logs each notification as one JSON line (for `make run` and debugging)."""
+    """Logs each notification (for `make run` and debugging): a readable block in text
+    logs, one JSON line in JSON logs."""
 
     send_resolved: bool = True
