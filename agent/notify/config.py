@@ -25,8 +25,10 @@ from agent.notify.alertmanager.config import AlertmanagerTarget
 from agent.notify.common_config import TLSConfig
 from agent.notify.console.config import ConsoleConfig
 from agent.notify.email.config import EmailConfig
+from agent.notify.inhibit import InhibitRuleConfig
 from agent.notify.matchers import Matcher, parse_matchers
 from agent.notify.slack.config import SlackConfig
+from agent.notify.timeinterval import TimeIntervalsConfig
 from agent.notify.webhook.config import WebhookConfig
 from agent.support.configmodel import Duration, Model
 
@@ -59,6 +61,10 @@ class RouteConfig(Model):
     group_wait: Duration | None = None
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
+    mute_time_intervals: list[str] = []
+    """Names of `time_intervals` during which this route sends nothing (not inherited)."""
+    active_time_intervals: list[str] = []
+    """Names of `time_intervals` outside which this route sends nothing (not inherited)."""
 
     @field_validator("matchers")
     @classmethod
@@ -116,6 +122,10 @@ class AlertingConfig(Model):
     """A firing alert the rule engine stops reporting is resolved after this long
     (Alertmanager's global resolve_timeout); covers a restart that missed the resolve."""
     delivery: DeliveryConfig = DeliveryConfig()
+    inhibit_rules: list[InhibitRuleConfig] = []
+    time_intervals: list[TimeIntervalsConfig] = []
+    mute_time_intervals: list[TimeIntervalsConfig] = []
+    """Alertmanager's deprecated name for `time_intervals` (same shape, same namespace)."""
 
     @model_validator(mode="after")
     def _references(self) -> AlertingConfig:
@@ -127,6 +137,9 @@ class AlertingConfig(Model):
     def receiver(self, name: str) -> Receiver:
         return next(r for r in self.receivers if r.name == name)
 
+    def all_time_intervals(self) -> list[TimeIntervalsConfig]:
+        return self.time_intervals + self.mute_time_intervals
+
 
 def alerting_problems(cfg: AlertingConfig) -> list[str]:
     """Receivers referenced by routes must exist; names unique; the root needs a receiver."""
@@ -136,12 +149,24 @@ def alerting_problems(cfg: AlertingConfig) -> list[str]:
         if r.name in names:
             problems.append(f"receivers[{i}].name: receiver {r.name!r} is defined twice")
         names.add(r.name)
+    intervals: set[str] = set()
+    for key, entries in (
+        ("time_intervals", cfg.time_intervals),
+        ("mute_time_intervals", cfg.mute_time_intervals),
+    ):
+        for i, ti in enumerate(entries):
+            if ti.name in intervals:
+                problems.append(f"{key}[{i}].name: time interval {ti.name!r} is defined twice")
+            intervals.add(ti.name)
     if cfg.route is None:
         return problems
     if not cfg.route.receiver:
         problems.append("route.receiver: the root route needs a receiver")
     if cfg.route.matchers or cfg.route.match or cfg.route.match_re:
         problems.append("route: the root route must not have matchers (it matches every alert)")
+    for key in ("mute_time_intervals", "active_time_intervals"):
+        if getattr(cfg.route, key):
+            problems.append(f"route.{key}: the root route must not have any (as in Alertmanager)")
 
     def walk(route: RouteConfig, where: str) -> None:
         if route.receiver is not None and route.receiver not in names:
@@ -150,6 +175,12 @@ def alerting_problems(cfg: AlertingConfig) -> list[str]:
                 f"{where}.receiver: receiver {route.receiver!r} is not defined in receivers "
                 f"(defined: {known})"
             )
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            for name in getattr(route, key):
+                if name not in intervals:
+                    problems.append(
+                        f"{where}.{key}: time interval {name!r} is not defined in time_intervals"
+                    )
         for j, child in enumerate(route.routes):
             walk(child, f"{where}.routes[{j}]")
 

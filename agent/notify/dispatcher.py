@@ -18,7 +18,13 @@ sleeps or does I/O, so every timing rule is tested with plain numbers.
 - A firing alert the rule engine stops reporting resolves after `resolve_timeout`, as
   Alertmanager resolves alerts whose endsAt passed. Resolved alerts leave the group after
   the flush that saw them; a group with no alerts left is removed.
-- Muting (mute.py: silences, later inhibition) runs on each flush before dedup, as
+- Time intervals (timeinterval.py): a group whose route is muted by time (in one of its
+  `mute_time_intervals`, or outside all its `active_time_intervals`) is not flushed at
+  all; its next flush moves to the next moment that may end the interval (at most an hour
+  ahead), so what it holds goes out as soon as the interval ends, not up to a
+  group_interval later as in Alertmanager. Unlike Alertmanager, resolved alerts stay in a
+  held group, so a resolve inside the interval is sent after it to whoever was told.
+- Muting (mute.py: inhibition, then silences) runs on each flush before dedup, as
   Alertmanager's MuteStage does: a muted alert is sent neither firing nor resolved. It is
   also taken out of what each integration was told, so that when it stops being muted and
   still fires it counts as new and is sent on that group's next flush, which
@@ -91,6 +97,8 @@ class Group:
     alerts: dict[str, StoredAlert] = field(default_factory=dict)
     muted: set[str] = field(default_factory=set)
     """Fingerprints the mute stage left out of the last flush."""
+    held: bool = False
+    """Its route was muted by time at the last flush: `next_flush` is where that may end."""
 
 
 @dataclass(slots=True)
@@ -218,6 +226,12 @@ class Dispatcher:
             if route is None:
                 del self.groups[group.id]
                 continue
+            group.held = route.time_muted(now)
+            if group.held:
+                # Held, alerts and resolves alike, without touching the notification
+                # log; flushed again the moment the route's time intervals may allow it.
+                group.next_flush = route.time_boundary(now)
+                continue
             out.extend(self._flush(group, route, now))
             group.next_flush = now + route.group_interval
             if not group.alerts:
@@ -338,6 +352,7 @@ class Dispatcher:
                     "next_flush": g.next_flush,
                     "alerts": [_alert_json(a) for a in g.alerts.values()],
                     "muted": sorted(g.muted),
+                    "held": g.held,
                 }
                 for g in self.groups.values()
             ],
@@ -390,6 +405,9 @@ class Dispatcher:
                 next_flush=float(g["next_flush"]),
                 muted=set(g.get("muted", [])),
             )
+            if g.get("held") and not route.time_muted(now):
+                # Held by time intervals the new config no longer has (or not now).
+                self.groups[g["id"]].next_flush = now
         self.adopt(alerts, now)
         for gid in [gid for gid, g in self.groups.items() if not g.alerts]:
             del self.groups[gid]

@@ -28,10 +28,11 @@ class NotifyMetrics:
         self.suppressed = stats.counter(
             "chatwatch_notifications_suppressed_total",
             "Alerts left out of a notification because they were muted, by reason "
-            "(silence), counted at every flush of their group.",
+            "(inhibition, silence), counted at every flush of their group.",
             ("reason",),
         )
-        self.suppressed.inc(("silence",), 0.0)  # shown from the start, so rate() works
+        for reason in ("inhibition", "silence"):  # shown from the start, so rate() works
+            self.suppressed.inc((reason,), 0.0)
         self.silences = stats.gauge(
             "chatwatch_silences", "Silences by state: active, pending, expired.", ("state",)
         )

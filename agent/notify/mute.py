@@ -7,9 +7,9 @@ sent firing nor resolved. `MuteStage` is that pair. Each muter answers, for a la
 and a time, the ids of whatever mutes it: silence ids for the silencer, fingerprints of
 the inhibiting alerts for the inhibitor (Alertmanager's `silencedBy` and `inhibitedBy`).
 
-Only silences exist today; an inhibitor slots in as the second muter (it is consulted
-first, as Alertmanager's pipeline does, so an alert both inhibited and silenced counts as
-inhibited).
+The inhibitor (inhibit.py) is consulted first, as Alertmanager's pipeline does, so an
+alert both inhibited and silenced counts as inhibited. Either may be absent: `replay`
+has inhibition but no silences (they are the live agent's state).
 """
 
 from __future__ import annotations
@@ -53,19 +53,21 @@ class MuteStatus:
 
 
 class MuteStage:
-    def __init__(self, silencer: Silences, inhibitor: Muter | None = None) -> None:
-        self.silencer: Muter = silencer
+    def __init__(self, silencer: Silences | None = None, inhibitor: Muter | None = None) -> None:
+        self.silencer: Muter | None = silencer
         self.inhibitor = inhibitor
+        """Replaced on every (re)build of the dispatcher: it reads that dispatcher's alerts."""
 
     def status(self, labels: dict[str, str], now: float) -> MuteStatus:
         inhibited = self.inhibitor.mutes(labels, now) if self.inhibitor is not None else []
-        return MuteStatus(silenced_by=self.silencer.mutes(labels, now), inhibited_by=inhibited)
+        silenced = self.silencer.mutes(labels, now) if self.silencer is not None else []
+        return MuteStatus(silenced_by=silenced, inhibited_by=inhibited)
 
     def reason(self, labels: dict[str, str], now: float) -> str | None:
         """Why the alert is muted (`inhibition`, `silence`), or None: it is notified."""
         if self.inhibitor is not None and self.inhibitor.mutes(labels, now):
             return "inhibition"
-        if self.silencer.mutes(labels, now):
+        if self.silencer is not None and self.silencer.mutes(labels, now):
             return "silence"
         return None
 

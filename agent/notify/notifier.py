@@ -4,8 +4,15 @@
 resolved alert (as Prometheus sends to Alertmanager). It only updates the dispatcher and
 the Alertmanager forwarder (both pure, in memory) and returns. `run()` wakes when a group
 is due, hands the notifications to per-integration queues (queue.py), and saves the state
-file at most once a second while something changed. `stop()` saves it a last time, with
+at most once a second while something changed (in the agent: asks for a checkpoint, whose
+`notifications` section it is; alone: its own file). `stop()` saves it a last time, with
 every undelivered notification.
+
+Silences (silences.py) live here too, in their own file, written at once on every change
+made through the API. The dispatcher asks the mute stage (mute.py) on every flush; when a
+silence ends, by its `endsAt` (the run loop wakes for it) or expired through the API (which
+wakes the loop), `release_unmuted` flushes the groups whose muted alerts still fire, so
+they are notified at once.
 """
 
 from __future__ import annotations
@@ -14,9 +21,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.alerting.alert import Alert
 from agent.notify.alertmanager.alertmanager import Alertmanager
@@ -25,19 +32,25 @@ from agent.notify.config import AlertingConfig
 from agent.notify.console.console import Console
 from agent.notify.dispatcher import Dispatcher, IntegrationSpec
 from agent.notify.email.email import Email
+from agent.notify.inhibit import Inhibitor, InhibitRule
 from agent.notify.integration import Integration
 from agent.notify.metrics import NotifyMetrics
+from agent.notify.mute import MuteStage
 from agent.notify.notification import Notification
 from agent.notify.persistence import FILENAME, StateFile
 from agent.notify.queue import DeliveryQueue
 from agent.notify.route import build_route
+from agent.notify.silences import FILENAME as SILENCES_FILENAME
+from agent.notify.silences import Silence, SilenceFile, Silences
 from agent.notify.slack.slack import Slack
+from agent.notify.timeinterval import NamedIntervals
 from agent.notify.webhook.webhook import Webhook
 from agent.support.atomicfile import write_failures
 from agent.support.selfmetrics import SelfMetrics
 from agent.support.tasks import cancel_and_wait
 
 log = logging.getLogger("chatwatch.notify")
+T = TypeVar("T")
 
 SAVE_INTERVAL = 1.0
 """Seconds between state writes while something changes (an alert, a queue)."""
@@ -47,6 +60,8 @@ REFRESH_SAVE_INTERVAL = 30.0
 """Seconds between state writes when only firing alerts were re-reported."""
 STOP_TIMEOUT = 0.5
 """Seconds `stop()` waits for deliveries in flight to be cancelled before saving state."""
+SILENCE_GC_INTERVAL = 900.0
+"""Seconds between drops of long-expired silences (Alertmanager's maintenance interval)."""
 
 
 def build_integrations(cfg: AlertingConfig) -> list[Integration]:
@@ -62,12 +77,21 @@ def build_integrations(cfg: AlertingConfig) -> list[Integration]:
 
 class Notifier:
     def __init__(
-        self, cfg: AlertingConfig, state_dir: Path, stats: SelfMetrics, external_url: str
+        self,
+        cfg: AlertingConfig,
+        state_dir: Path,
+        stats: SelfMetrics,
+        external_url: str,
+        checkpoint: Callable[[], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.external_url = external_url
         self.metrics = NotifyMetrics(stats)
         self.state = StateFile(Path(state_dir) / FILENAME)
+        self._checkpoint = checkpoint
+        """In the agent, the notification state is a section of its checkpoint (the same
+        instant as the alerts and counts it follows from): `save()` asks for one, and the
+        agent calls `restore()`. Without it (tests, tools) it has a file of its own."""
         self.queues: dict[str, DeliveryQueue] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cleanup: set[asyncio.Task[Any]] = set()
@@ -79,10 +103,16 @@ class Notifier:
         self._wake = asyncio.Event()
         self._running = False
         self._stopped = False
+        self.silences = Silences()
+        self.silence_file = SilenceFile(Path(state_dir) / SILENCES_FILENAME)
+        self.silences.restore(self.silence_file.load(), time.time())
+        self._next_silence_gc = 0.0
+        self.mute = MuteStage(self.silences)
         self.dispatcher = self._dispatcher(cfg)
         self.forwarder = Forwarder(cfg.resend_delay)
         self._set_integrations(build_integrations(cfg))
-        self._restore(time.time())
+        if checkpoint is None:
+            self.restore(self.state.load(), time.time())
 
     # -- the rule engine's side ----------------------------------------------------------
 
@@ -134,9 +164,10 @@ class Notifier:
                 except Exception:  # keep delivering what is queued even if a flush fails
                     log.exception("notification flush failed")
                 timeout = SAVE_INTERVAL if self._dirty else REFRESH_SAVE_INTERVAL
-                deadline = self.dispatcher.next_deadline()
-                if deadline is not None:
-                    timeout = min(timeout, max(0.0, deadline - time.time()))
+                now = time.time()
+                for deadline in (self.dispatcher.next_deadline(), self.mute.next_end(now)):
+                    if deadline is not None:
+                        timeout = min(timeout, max(0.0, deadline - now))
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=timeout)
@@ -144,7 +175,10 @@ class Notifier:
             await self._cancel_tasks()
 
     def _tick(self, now: float) -> None:
+        self.dispatcher.release_unmuted(now)
         notifications = self.dispatcher.flush_due(now)
+        self._count_suppressed()
+        self._maintain_silences(now)
         for n in notifications:
             target = self.queues.get(n.integration)
             if target is not None:
@@ -169,8 +203,10 @@ class Notifier:
                 await q.integration.close()
 
     def reload(self, cfg: AlertingConfig) -> None:
-        """New routes and receivers; alerts, the notification log and queues carry over."""
+        """New routes and receivers; alerts, the notification log, queues and silences
+        carry over."""
         now = time.time()
+        self._count_suppressed()
         state = self.dispatcher.to_json()
         self.cfg = cfg
         self.dispatcher = self._dispatcher(cfg)
@@ -183,7 +219,62 @@ class Notifier:
     # -- internals -----------------------------------------------------------------------
 
     def _dispatcher(self, cfg: AlertingConfig) -> Dispatcher:
-        return build_dispatcher(cfg, self.external_url)
+        return build_dispatcher(cfg, self.external_url, self.mute)
+
+    # -- silences (the API's side) -------------------------------------------------------
+
+    def set_silence(self, silence: Silence, now: float) -> str:
+        """Create or update a silence and save it before answering; returns its id.
+
+        Raises SilenceError (the user's mistake) or OSError (not saved: nothing changed)."""
+        return self._change_silences(lambda: self.silences.set(silence, now))
+
+    def expire_silence(self, silence_id: str, now: float) -> None:
+        """Expire a silence and save it; its alerts that still fire are notified at once."""
+        self._change_silences(lambda: self.silences.expire(silence_id, now))
+
+    def _change_silences(self, change: Callable[[], T]) -> T:
+        before = self.silences.to_json()
+        result = change()
+        try:
+            self.silence_file.save(self.silences)
+        except OSError as exc:
+            self._state_failures.inc(("silences",))
+            log.error(
+                "cannot write silences; the change is undone",
+                extra={"path": str(self.silence_file.path), "error": exc.strerror},
+            )
+            self.silences.by_id.clear()
+            self.silences.restore(before, time.time())
+            raise
+        self._update_silence_gauge(time.time())
+        self._changed()  # the run loop looks again: an ended silence releases its alerts
+        return result
+
+    def _maintain_silences(self, now: float) -> None:
+        if now >= self._next_silence_gc:
+            self._next_silence_gc = now + SILENCE_GC_INTERVAL
+            if self.silences.gc(now):
+                try:
+                    self.silence_file.save(self.silences)
+                except OSError as exc:  # kept in memory; the next change or GC writes it
+                    self._state_failures.inc(("silences",))
+                    log.error(
+                        "cannot write silences",
+                        extra={"path": str(self.silence_file.path), "error": exc.strerror},
+                    )
+        self._update_silence_gauge(now)
+
+    def _update_silence_gauge(self, now: float) -> None:
+        counts = {"active": 0, "pending": 0, "expired": 0}
+        for silence in self.silences.all():
+            counts[silence.state(now)] += 1
+        for state, n in counts.items():
+            self.metrics.silences.set((state,), float(n))
+
+    def _count_suppressed(self) -> None:
+        for reason, n in self.dispatcher.take_suppressed().items():
+            self.metrics.suppressed.inc((reason,), float(n))
 
     def _set_integrations(self, integrations: list[Integration]) -> None:
         wanted = {i.name: i for i in integrations}
@@ -251,15 +342,25 @@ class Notifier:
         """False while the notification state cannot be written."""
         return self._save_error is None
 
-    def save(self) -> None:
-        data: dict[str, Any] = {
+    def to_state(self) -> dict[str, Any]:
+        """What must survive a restart, as JSON: groups, the notification log, cooldowns
+        and every undelivered notification."""
+        return {
             "dispatcher": self.dispatcher.to_json(),
             "queues": {
                 name: [n.to_json() for n in q.items] for name, q in self.queues.items() if q.items
             },
         }
+
+    def save(self) -> None:
+        if self._checkpoint is not None:
+            self._checkpoint()  # the agent writes it, with everything else, soon
+            self._dirty = False
+            self._refreshed = False
+            self._last_save = time.monotonic()
+            return
         try:
-            self.state.save(data)
+            self.state.save(self.to_state())
         except OSError as exc:
             self._state_failures.inc(("notifications",))
             if exc.strerror != self._save_error:  # once per kind of failure, not every second
@@ -277,8 +378,8 @@ class Notifier:
         self._refreshed = False
         self._last_save = time.monotonic()
 
-    def _restore(self, now: float) -> None:
-        data = self.state.load()
+    def restore(self, data: dict[str, Any] | None, now: float) -> None:
+        """Take over what `to_state` captured before a restart (None: nothing)."""
         if data is None:
             return
         self.dispatcher.restore(data.get("dispatcher", {}), now)
@@ -305,14 +406,24 @@ class Notifier:
         self._update_queue_gauge()
 
 
-def build_dispatcher(cfg: AlertingConfig, external_url: str) -> Dispatcher:
+def build_dispatcher(
+    cfg: AlertingConfig, external_url: str, mute: MuteStage | None = None
+) -> Dispatcher:
     """The dispatcher of an `alerting:` section: route tree, receivers, resolve_timeout.
 
     The live Notifier and `chatwatch replay --notifications` both build it here, so a
-    replay decides what to send exactly as the agent would. No route: nothing is sent."""
-    route = build_route(cfg.route) if cfg.route is not None else None
+    replay decides what to send exactly as the agent would (without silences: they are
+    the live agent's state, but with inhibition). No route: nothing is sent."""
+    intervals = NamedIntervals(cfg.all_time_intervals())
+    route = build_route(cfg.route, intervals=intervals) if cfg.route is not None else None
     specs = {r.name: build_integrations_for(r.name, cfg) for r in cfg.receivers}
-    return Dispatcher(route, specs, external_url, cfg.resolve_timeout)
+    mute = mute if mute is not None else MuteStage()
+    dispatcher = Dispatcher(route, specs, external_url, cfg.resolve_timeout, mute)
+    # Inhibition reads this dispatcher's alerts; the mute stage (shared with the API) is
+    # pointed at the new ones on every (re)build.
+    rules = [InhibitRule.build(r) for r in cfg.inhibit_rules]
+    mute.inhibitor = Inhibitor(rules, dispatcher.stored_alerts) if rules else None
+    return dispatcher
 
 
 def build_integrations_for(receiver: str, cfg: AlertingConfig) -> list[IntegrationSpec]:

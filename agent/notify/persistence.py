@@ -2,9 +2,14 @@
 
 It holds the alert groups (firing alerts with their start times), the notification log
 (what each integration was last told, so a restart sends no duplicate firing message and
-still sends a pending resolve), cooldowns, and every undelivered notification. Written as
-JSON to a temporary file, fsynced, then renamed over the old one, so a crash leaves either
-the old or the new state, never half of one.
+still sends a pending resolve), cooldowns, and every undelivered notification
+(`Notifier.to_state`). Written as JSON to a temporary file, fsynced, then renamed over the
+old one, so a crash leaves either the old or the new state, never half of one.
+
+The live agent keeps this state as the `notifications` section of its checkpoint
+(`agent/state.py`) instead, captured at the same instant as the alerts it follows from;
+it reads `notifications.json` once, when upgrading from a version that wrote it, with
+`read_legacy`. A Notifier on its own (tests, tools) still uses this file.
 """
 
 from __future__ import annotations
@@ -58,3 +63,9 @@ class StateFile:
     def save(self, data: dict[str, Any]) -> None:
         """Atomic replace: temp file in the same folder, fsync, rename, fsync the folder."""
         write_atomic(self.path, orjson.dumps({"version": VERSION, **data}), 0o600)
+
+
+def read_legacy(state_dir: Path) -> dict[str, Any] | None:
+    """The `notifications.json` an earlier version left in `state_dir`, to migrate it into
+    the agent's checkpoint; None when there is none or it cannot be used (logged)."""
+    return StateFile(Path(state_dir) / FILENAME).load()

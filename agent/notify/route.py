@@ -3,6 +3,9 @@
 A child inherits every option it does not set from its parent. An alert descends into
 the first matching child; with `continue: true` on that child it also tries the next
 siblings. A node none of whose children match is itself the match. Pure: no I/O.
+
+`mute_time_intervals` and `active_time_intervals` are the exception to inheritance: as in
+Alertmanager, each route has only its own.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from agent.notify.config import (
     RouteConfig,
 )
 from agent.notify.matchers import Matcher, format_matchers
+from agent.notify.timeinterval import NamedIntervals
 
 GROUP_BY_ALL = "..."
 
@@ -35,6 +39,28 @@ class Route:
     """Alertmanager's Route.Key(): the matcher sets from the root, joined by `/`."""
     id: str = "{}"
     """Key plus the position among siblings, unique in the tree (Route.ID())."""
+    mute_time_intervals: list[str] = field(default_factory=list)
+    active_time_intervals: list[str] = field(default_factory=list)
+    intervals: NamedIntervals | None = None
+    """The config's named time intervals (set when the route names any)."""
+
+    def time_muted(self, now: float) -> bool:
+        """Alertmanager's TimeMuteStage and TimeActiveStage: in a mute interval, or
+        outside every active interval (when the route has any)."""
+        if self.intervals is None:
+            return False
+        if self.intervals.contains(self.mute_time_intervals, now):
+            return True
+        return bool(self.active_time_intervals) and not self.intervals.contains(
+            self.active_time_intervals, now
+        )
+
+    def time_boundary(self, now: float) -> float:
+        """No later than the next moment `time_muted` may change."""
+        assert self.intervals is not None
+        return self.intervals.next_boundary(
+            self.mute_time_intervals + self.active_time_intervals, now
+        )
 
     def match(self, labels: dict[str, str]) -> list[Route]:
         """Every route (receiver) that should handle an alert with these labels."""
@@ -60,8 +86,15 @@ class Route:
         return out
 
 
-def build_route(cfg: RouteConfig, parent: Route | None = None, position: int = -1) -> Route:
-    """Turn config into a tree with inherited options resolved."""
+def build_route(
+    cfg: RouteConfig,
+    parent: Route | None = None,
+    position: int = -1,
+    intervals: NamedIntervals | None = None,
+) -> Route:
+    """Turn config into a tree with inherited options resolved. `intervals` are the
+    config's `time_intervals` (AlertingConfig.all_time_intervals), needed when routes
+    name any."""
     matchers = cfg.all_matchers()
     if cfg.group_by is not None:
         group_by = None if GROUP_BY_ALL in cfg.group_by else frozenset(cfg.group_by)
@@ -87,8 +120,14 @@ def build_route(cfg: RouteConfig, parent: Route | None = None, position: int = -
         continue_=cfg.continue_,
         key=key,
         id=key if position < 0 else f"{key}/{position}",
+        mute_time_intervals=list(cfg.mute_time_intervals),
+        active_time_intervals=list(cfg.active_time_intervals),
     )
-    route.routes = [build_route(child, route, i) for i, child in enumerate(cfg.routes)]
+    if cfg.mute_time_intervals or cfg.active_time_intervals:
+        if intervals is None:
+            raise ValueError(f"route {key}: names time intervals but none were given")
+        route.intervals = intervals
+    route.routes = [build_route(child, route, i, intervals) for i, child in enumerate(cfg.routes)]
     return route
 
 
