@@ -5,17 +5,18 @@ feed the pipeline, and every evaluation_interval on the wall-clock grid the pipe
 ticks, handing alerts to the Notifier. All long-running work (sources, server, rule
 ticks, checkpoints, notifier, reloads) is a task in one TaskGroup, so shutdown happens
 in one place:
-`stop()` stops the sources (they hand on what they read), the last checkpoints are
-written, notification state is persisted, and the remaining tasks are cancelled.
+`stop()` stops the sources (they hand on what they read) and the notifier's deliveries,
+the last checkpoint is written (offsets, metric values, alerts and notifications of one
+instant: agent/state.py), and the remaining tasks are cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 from prometheus_client.registry import Collector
@@ -23,23 +24,42 @@ from prometheus_client.registry import Collector
 from agent.alerting.rule_file import RuleError
 from agent.config import Config, ConfigError, load
 from agent.metrics.exposition import collector
+from agent.notify.api import AlertmanagerAPI
 from agent.notify.notifier import Notifier
 from agent.pipeline import Pipeline, load_rules
 from agent.server import tls
 from agent.server.config import ServerError
+from agent.server.pages.views import (
+    AgentStatus,
+    GroupView,
+    HistoryWindow,
+    RangeResult,
+    RunningConfig,
+)
 from agent.server.routes import ReloadStatus
 from agent.server.serve import Server
 from agent.sources.checkpoint import Checkpoints
 from agent.sources.config import SourceConfig
 from agent.sources.stdin import StdinSource
 from agent.sources.tail import FileSource
-from agent.support.atomicfile import write_failures
+from agent.state import AgentState, CheckpointFile
+from agent.status import (
+    SourceActivity,
+    agent_status,
+    history_window,
+    range_query,
+    rule_groups,
+    running_config,
+)
 from agent.support.selfmetrics import SelfMetrics
 
 log = logging.getLogger("chatwatch")
 
 SHUTDOWN_GRACE = 4.0
 """Seconds `stop()` gives the sources to hand on what they read (SIGTERM must exit in 5 s)."""
+RECOUNT_LIMIT = 60.0
+"""Seconds after a restart that scrapes wait at most for the lines since the checkpoint to
+be counted again (see `values_current`); past it values are shown as they are."""
 
 
 def resolve_sources(cfg: Config) -> list[SourceConfig]:
@@ -57,7 +77,12 @@ class Agent:
         self.config_path = config_path
         self.cfg = cfg
         self.install_signals = install_signals
+        self.started_at = time.time()
         self.stats = SelfMetrics()
+        self.activity = SourceActivity(self.stats)
+        """Lines/s and last line of each source, for the overview page."""
+        self.reload_problems: list[str] = []
+        """Why the last reload failed (shown on the overview page); empty after a good one."""
         self._reload_ok = self.stats.gauge(
             "chatwatch_config_last_reload_successful", "Whether the last config load succeeded."
         )
@@ -68,7 +93,6 @@ class Agent:
         self._reloads = self.stats.counter(
             "chatwatch_config_reloads_total", "Config reloads attempted, by result.", ("result",)
         )
-        self._state_failures = write_failures(self.stats)
         self._unwritable: set[str] = set()
         """State files whose last write failed."""
         self._reload_ok.set((), 1.0)
@@ -76,8 +100,14 @@ class Agent:
 
         self.checkpoints = Checkpoints(cfg.checkpoint_path, self.stats)
         self.notifier = Notifier(
-            cfg.alerting, cfg.resolve(cfg.state_dir), self.stats, cfg.server.advertised_url
+            cfg.alerting,
+            cfg.resolve(cfg.state_dir),
+            self.stats,
+            cfg.server.advertised_url,
+            checkpoint=self._checkpoint_soon,
         )
+        self.alertmanager_api = AlertmanagerAPI(self.notifier, self.started_at)
+        """Alertmanager's API v2 (silences, alerts) for amtool and Grafana."""
         self.pipeline = Pipeline(
             cfg.metrics,
             load_rules(cfg),
@@ -85,6 +115,17 @@ class Agent:
             notify=self.notifier.send,
             evaluation_interval=cfg.evaluation_interval,
         )
+        self.state = AgentState(
+            CheckpointFile(cfg.checkpoint_path, cfg.resolve(cfg.state_dir)),
+            self.stats,
+            self.checkpoints,
+            self.pipeline.store,
+            self.pipeline.rules,
+            self.notifier,
+        )
+        """The checkpoint: offsets, metric values, alerts and notifications of one instant."""
+        self._checkpoint_wanted = asyncio.Event()
+        self._values_current = asyncio.Event()
         self.sources: list[FileSource | StdinSource] = []
         self.collectors: list[Collector] = [collector(self.pipeline.store, self.stats)]
         self._stop = asyncio.Event()
@@ -110,11 +151,39 @@ class Agent:
         async with self._reload_lock:
             return await self._reload()
 
+    async def values_current(self, timeout: float) -> bool:
+        """Wait (at most `timeout`) until the metric values may be shown.
+
+        After a restart the store holds the checkpoint's values, which may be lower than
+        what /metrics showed just before (the lines since the checkpoint were counted
+        then and are counted again now): a scrape in between would see counters go
+        back, a reset to Prometheus. Scrapes wait until every file was read to its end."""
+        if not self._values_current.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._values_current.wait()
+        return self._values_current.is_set()
+
     def alerts_api(self) -> dict[str, Any]:
         return self.pipeline.rules.alerts_api()
 
     def rules_api(self) -> dict[str, Any]:
         return self.pipeline.rules.rules_api()
+
+    def status(self) -> AgentStatus:
+        return agent_status(self, resolve_sources(self.cfg), time.time())
+
+    def rule_groups(self) -> list[GroupView]:
+        return rule_groups(self.pipeline.rules)
+
+    def history(self) -> HistoryWindow:
+        return history_window(self, time.time())
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> RangeResult:
+        return range_query(self, expr, start, end, step)
+
+    def running_config(self) -> RunningConfig:
+        return running_config(self.cfg, self.config_path)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -127,14 +196,12 @@ class Agent:
             loop.add_signal_handler(signal.SIGTERM, self.stop)
             loop.add_signal_handler(signal.SIGINT, self.stop)
             loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
-        self.checkpoints.load()
-        restored = self.pipeline.rules.restore_state(self._alert_state_path(), time.time())
-        if restored:
-            log.info("alert state restored", extra={"alerts": restored})
+        self.state.restore(time.time())
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 self._start_sources(tg, self.cfg)
+                tg.create_task(self._recount(), name="recount")
                 tg.create_task(
                     self.server.run(self.server_started),
                     name="server",
@@ -157,21 +224,21 @@ class Agent:
     async def _shutdown(self) -> None:
         log.info("shutting down")
         await self._stop_sources()
-        self._save_checkpoints()
-        self._save_alert_state()
-        try:
+        try:  # deliveries in flight stay queued, in the checkpoint
             await asyncio.wait_for(self.notifier.stop(), timeout=1.0)
         except TimeoutError:
-            log.warning("notification state not saved before the shutdown deadline")
+            log.warning("notifier not stopped before the shutdown deadline")
+        await self._save_checkpoint()
 
     def _start_sources(self, tg: asyncio.TaskGroup, cfg: Config) -> None:
         self.sources = []
         for src in resolve_sources(cfg):
             source: FileSource | StdinSource
+            sink = self.activity.sink(src.name, self.pipeline.feed)
             if src.stdin:
-                source = StdinSource(src, self.pipeline.feed, self.stats)
+                source = StdinSource(src, sink, self.stats)
             else:
-                source = FileSource(src, self.pipeline.feed, self.checkpoints, self.stats)
+                source = FileSource(src, sink, self.checkpoints, self.stats)
             self.sources.append(source)
             tg.create_task(source.run(), name=f"source:{src.name}")
         self._sources_opened = True
@@ -183,31 +250,44 @@ class Agent:
         except TimeoutError:
             log.warning("sources did not stop in time; saving checkpoints of what was handed on")
 
-    def _save_checkpoints(self) -> None:
-        if self.checkpoints.save():
+    async def _recount(self) -> None:
+        """Scrapes may show values once the lines since the checkpoint are counted again
+        (`values_current`): at once when no values were restored."""
+        if self.state.restored_values:
+            files = [s.caught_up.wait() for s in self.sources if isinstance(s, FileSource)]
+            try:
+                async with asyncio.timeout(RECOUNT_LIMIT):
+                    await asyncio.gather(*files)
+            except TimeoutError:
+                log.warning(
+                    "files not read to their end %.0f s after the restart; /metrics shows "
+                    "the values as they are (counters may look reset to Prometheus)",
+                    RECOUNT_LIMIT,
+                )
+        self._values_current.set()
+
+    def _checkpoint_soon(self) -> None:
+        """The notifier has something to keep: write a checkpoint now, not at the interval
+        (at shutdown the last one is written anyway, once everything has stopped)."""
+        if not self._stop.is_set():
+            self._checkpoint_wanted.set()
+
+    async def _save_checkpoint(self) -> None:
+        if await self.state.save():
             self._unwritable.discard("checkpoints")
         else:
             self._unwritable.add("checkpoints")
 
-    def _alert_state_path(self) -> Path:
-        return self.cfg.resolve(self.cfg.state_dir) / "alerts.json"
-
-    def _save_alert_state(self) -> None:
-        """Pending and firing alerts, so a restart neither restarts a `for` nor fires anew."""
-        try:
-            self.pipeline.rules.save_state(self._alert_state_path(), time.time())
-        except OSError as exc:
-            self._state_failures.inc(("alerts",))
-            self._unwritable.add("alerts")
-            log.error("cannot write alert state", extra={"error": str(exc)})
-        else:
-            self._unwritable.discard("alerts")
-
     async def _checkpoint_forever(self) -> None:
+        # The first one as soon as the files are open: a crash from then on restarts from
+        # a whole instant (with `start_at: end`, from the offsets chosen now).
+        await asyncio.gather(*(s.opened.wait() for s in self.sources))
         while True:
-            await asyncio.sleep(self.cfg.checkpoint.interval)
-            self._save_checkpoints()
-            self._save_alert_state()
+            await self._save_checkpoint()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.cfg.checkpoint.interval):
+                    await self._checkpoint_wanted.wait()
+            self._checkpoint_wanted.clear()
 
     async def _evaluate_forever(self) -> None:
         """Every evaluation_interval, on the wall-clock grid: expire, snapshot, evaluate."""
@@ -238,6 +318,7 @@ class Agent:
             problems = exc.problems if not isinstance(exc, ServerError) else [str(exc)]
             self._reloads.inc(("failure",))
             self._reload_ok.set((), 0.0)
+            self.reload_problems = problems
             log.error(
                 "config reload failed; keeping the running config",
                 extra={"problems": problems},
@@ -249,11 +330,12 @@ class Agent:
         self.notifier.reload(cfg.alerting)
         if resolve_sources(cfg) != resolve_sources(old):
             await self._stop_sources()
-            self._save_checkpoints()
+            await self._save_checkpoint()
             assert self._tg is not None  # reloads run inside run()
             self._start_sources(self._tg, cfg)
         self._reload_ok.set((), 1.0)
         self._reload_ts.set((), time.time())
+        self.reload_problems = []
         if restart:
             self._reloads.inc(("needs_restart",))
             message = f"config reloaded, except {' and '.join(restart)}: that needs a restart"

@@ -75,12 +75,7 @@ def test_yaml_syntax_error_names_line() -> None:
 def test_a_key_written_twice_is_an_error_naming_both_lines(tmp_path: Path) -> None:
     """As in rule files (and Prometheus): the second `paths:` must not silently win."""
     config = tmp_path / "cw.yaml"
-    config.write_text(
-        "sources:\n"
-        "  - name: app\n"
-        "    paths: [a.log]\n"
-        "    paths: [b.log]\n"
-    )
+    config.write_text("sources:\n  - name: app\n    paths: [a.log]\n    paths: [b.log]\n")
     with pytest.raises(ConfigError) as info:
         load(config)
     (problem,) = info.value.problems

@@ -6,6 +6,7 @@ import logging
 import math
 import tracemalloc
 
+import orjson
 import pytest
 
 from agent.metrics.config import MetricConfig
@@ -244,3 +245,115 @@ def test_reload_keeps_series_of_unchanged_definitions_only() -> None:
     assert p.lines("changed_total{") == ['changed_total{r="x",s="y"} 1.0']
     assert "gone_total" not in p.text()
     assert p.value("chatwatch_series", metric="gone_total") is None
+
+
+# -- across restarts (the checkpoint's `metrics` section) ---------------------------------
+
+RESTART_METRICS: list[dict[str, object]] = [
+    {"name": "chatbot_replies_total", "type": "counter", "labels": {"model": "model"}},
+    {"name": "chatbot_events_total", "type": "counter"},
+    {
+        "name": "chatbot_reply_seconds",
+        "type": "histogram",
+        "value": "seconds",
+        "buckets": [0.5, 1, 5],
+        "labels": {"model": "model"},
+    },
+    {
+        "name": "chatbot_active_sessions",
+        "type": "gauge",
+        "match": {"event": {"in": ["start", "end"]}},
+        "action": {"start": "inc", "end": "dec"},
+    },
+    {"name": "chatbot_queue_limit", "type": "gauge", "value": "limit"},
+    {
+        "name": "chatbot_user_replies_total",
+        "type": "counter",
+        "labels": {"user": "user"},
+        "expire_after": "10m",
+    },
+]
+
+
+def _restarted(saved: Pipeline, *metrics: dict[str, object]) -> tuple[Pipeline, list[str]]:
+    """A new pipeline (same clock) given what `saved` would write into a checkpoint."""
+    from agent.metrics.store import values_json
+
+    section = orjson.loads(orjson.dumps(values_json(saved.store.capture(), saved.now)))
+    again = Pipeline(*metrics, now=saved.now + 5)
+    return again, again.store.restore(section, again.now)
+
+
+def test_values_come_back_after_a_restart_and_counting_goes_on() -> None:
+    p = Pipeline(*RESTART_METRICS)
+    p.feed(
+        *({"model": "gpt", "seconds": 0.7, "user": "u1"} for _ in range(3)),
+        {"model": "claude", "seconds": 7, "user": "u2"},
+        {"event": "start"},
+        {"event": "start"},
+        {"event": "end"},
+        {"event": "start"},
+        {"limit": math.inf},  # a gauge may hold what JSON cannot
+    )
+    p.store.take_created()
+    before = p.lines("chatbot_")
+
+    again, fresh = _restarted(p, *RESTART_METRICS)
+    assert fresh == []
+    assert again.lines("chatbot_") == before  # counters, histograms, gauges, label for label
+    assert again.value("chatbot_active_sessions") == 2  # not back to 0
+    assert again.value("chatbot_queue_limit") == math.inf
+    # Restored series are not new: no created-zero, so no fake increase for the rules.
+    assert again.store.take_created() == []
+    again.feed({"model": "gpt", "seconds": 0.2, "event": "end"})
+    assert again.value("chatbot_replies_total", model="gpt") == 4
+    assert again.value("chatbot_events_total") == 10
+    assert again.value("chatbot_reply_seconds_bucket", model="gpt", le="0.5") == 1
+    assert again.value("chatbot_reply_seconds_count", model="gpt") == 4
+    assert again.value("chatbot_active_sessions") == 1
+    # Series with expire_after keep their idle time across the restart.
+    again.now = p.now + 601
+    again.store.expire(again.now)
+    assert again.value("chatbot_user_replies_total", user="u1") is None
+
+
+def test_changed_buckets_start_that_metric_fresh_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    p = Pipeline(*RESTART_METRICS)
+    p.feed(*({"model": "gpt", "seconds": 0.7} for _ in range(3)))
+    changed = [dict(m) for m in RESTART_METRICS]
+    changed[2]["buckets"] = [0.5, 1, 2, 5]
+    with caplog.at_level(logging.WARNING, logger="chatwatch.store"):
+        again, fresh = _restarted(p, *changed)
+    assert fresh == ["chatbot_reply_seconds"]
+    warnings = [r.getMessage() for r in caplog.records if "chatbot_reply_seconds" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "buckets [0.5, 1.0, 5.0] -> [0.5, 1.0, 2.0, 5.0]" in warnings[0]
+    assert again.value("chatbot_reply_seconds_count", model="gpt") is None
+    assert again.value("chatbot_replies_total", model="gpt") == 3  # the others go on
+
+
+def test_changed_labels_or_type_start_fresh_too() -> None:
+    p = Pipeline(*RESTART_METRICS)
+    p.feed({"model": "gpt", "event": "start"})
+    changed = [dict(m) for m in RESTART_METRICS]
+    changed[0]["labels"] = {"model": "model", "route": "route"}
+    changed[4] = {
+        "name": "chatbot_queue_limit",
+        "type": "gauge",
+        "value": "limit",
+        "labels": {"q": "q"},
+    }
+    _, fresh = _restarted(p, *changed)
+    assert sorted(fresh) == ["chatbot_queue_limit", "chatbot_replies_total"]
+
+
+def test_restore_keeps_to_max_series() -> None:
+    p = Pipeline({"name": "by_user_total", "type": "counter", "labels": {"user": "u"}})
+    p.feed(*({"u": str(i)} for i in range(50)))
+    again, _ = _restarted(
+        p, {"name": "by_user_total", "type": "counter", "labels": {"user": "u"}, "max_series": 20}
+    )
+    assert len(again.lines("by_user_total{")) == 20
+    assert again.value("chatwatch_series", metric="by_user_total") == 20

@@ -1,6 +1,11 @@
-"""Alerts across restarts: every rule's pending, firing and recently resolved alerts in
-`<state_dir>/alerts.json`, written atomically, so a restart neither forgets a `for` in
-progress nor fires anew."""
+"""Alerts across restarts: every rule's pending, firing and recently resolved alerts, so a
+restart neither forgets a `for` in progress nor fires anew.
+
+`alerts_state` captures them as JSON and `restore_alerts_state` gives them back; the live
+agent keeps them as the `alerts` section of its checkpoint (`agent/state.py`), the same
+instant as the metric values they were evaluated from. `save_alerts`/`restore_alerts`
+write and read them as a file of their own (`alerts.json`, as earlier versions did: the
+agent reads that file once, to migrate it)."""
 
 from __future__ import annotations
 
@@ -23,9 +28,9 @@ RESTORE_GRACE = 600.0
 """Longest time after a restart during which restored alerts are not resolved."""
 
 
-def save_alerts(groups: Sequence[RuleGroup], path: Path, now: float) -> None:
-    """Write every rule's alerts (pending, firing, recently resolved) to `path`,
-    atomically, so a restart neither forgets a `for` in progress nor fires anew."""
+def alerts_state(groups: Sequence[RuleGroup], now: float) -> dict[str, Any]:
+    """Every rule's alerts (pending, firing, recently resolved) as JSON, copied: it is
+    serialized off the event loop while the rules evaluate on."""
     rules = []
     for g in groups:
         for r in g.alerting_rules():
@@ -34,16 +39,35 @@ def save_alerts(groups: Sequence[RuleGroup], path: Path, now: float) -> None:
                     {
                         "file": g.file,
                         "group": g.name,
-                        "identity": list(_jsonable(r.identity)),
+                        "identity": _jsonable(r.identity),
                         "alerts": [_alert_state(a) for a in r.active.values()],
                     }
                 )
-    data = {"version": 1, "saved_at": now, "rules": rules}
-    write_atomic(path, json.dumps(data).encode())
+    return {"version": 1, "saved_at": now, "rules": rules}
+
+
+def save_alerts(groups: Sequence[RuleGroup], path: Path, now: float) -> None:
+    """Write `alerts_state` to `path`, atomically."""
+    write_atomic(path, json.dumps(alerts_state(groups, now)).encode())
 
 
 def restore_alerts(groups: Sequence[RuleGroup], path: Path, now: float) -> int:
-    """Give rules whose identity is unchanged the alerts saved by `save_alerts`.
+    """`restore_alerts_state` from a file `save_alerts` wrote; a missing or unreadable
+    file restores nothing."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError) as exc:
+        log.warning("alert state not restored", extra={"path": str(path), "error": str(exc)})
+        return 0
+    return restore_alerts_state(groups, data, now, str(path))
+
+
+def restore_alerts_state(
+    groups: Sequence[RuleGroup], data: Any, now: float, where: str = "checkpoint"
+) -> int:
+    """Give rules whose identity is unchanged the alerts `alerts_state` captured.
 
     As in Prometheus, the time the agent was down does not count toward `for`: a
     pending alert's start moves forward by the downtime. Firing alerts keep their
@@ -52,17 +76,14 @@ def restore_alerts(groups: Sequence[RuleGroup], path: Path, now: float) -> int:
     resolved until the history has refilled: every range window the expression reads
     (directly or through recording rules) is covered and every instant selector has
     a sample again, or at the latest after its lookback (at most RESTORE_GRACE). Returns the
-    number of alerts restored; a missing or unreadable file restores nothing."""
+    number of alerts restored; malformed state restores nothing."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         saved_at = float(data["saved_at"])
         saved = {
             (e["file"], e["group"], json.dumps(e["identity"])): e["alerts"] for e in data["rules"]
         }
-    except FileNotFoundError:
-        return 0
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("alert state not restored", extra={"path": str(path), "error": str(exc)})
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("alert state not restored", extra={"path": where, "error": str(exc)})
         return 0
     downtime = max(0.0, now - saved_at)
     # a recorded series is only as complete as the windows its rule reads
@@ -100,8 +121,8 @@ def _jsonable(identity: tuple[Any, ...]) -> Any:
 
 def _alert_state(a: ActiveAlert) -> dict[str, Any]:
     return {
-        "labels": a.labels,
-        "annotations": a.annotations,
+        "labels": dict(a.labels),
+        "annotations": dict(a.annotations),
         "state": a.state,
         "value": a.value if math.isfinite(a.value) else str(a.value),
         "active_at": a.active_at,

@@ -14,12 +14,22 @@ metric, so a flood of distinct values cannot grow memory.
 Expiry: families with `expire_after` record when each series was last updated
 (`touched`); `expire(now)` removes the idle ones. Counters and histograms without
 `expire_after` never expire, so `increase()` over sparse counters stays right.
+
+Across restarts: `capture()` copies every configured series' value (cheap, on the event
+loop, at the same instant as the file offsets), `values_json()` turns that copy into the
+checkpoint's `metrics` section (off the loop), and `restore()` puts the values back into
+families whose definition (type, label names, static labels, buckets) is unchanged, so
+counters continue where they were instead of starting again at 0.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from prometheus_client.utils import floatToGoString
@@ -35,6 +45,7 @@ LabelValues = tuple[str, ...]
 log = logging.getLogger("chatwatch.store")
 
 WARN_EVERY = 60.0
+_FIRST = itemgetter(0)
 
 
 def _key_maker(labelnames: tuple[str, ...], static: tuple[tuple[str, str], ...], le: bool) -> Any:
@@ -90,6 +101,15 @@ class Family:
     def shape(self) -> tuple[Any, ...]:
         """What must stay equal for series to be kept across a config reload."""
         return (self.kind, self.labelnames, self.static, self.bounds)
+
+    def definition(self) -> dict[str, Any]:
+        """`shape()` as JSON: what must stay equal for saved values to be restored."""
+        return {
+            "type": self.kind,
+            "labels": list(self.labelnames),
+            "static": dict(self.static),
+            "buckets": list(self.bounds),
+        }
 
     def admit(self, key: LabelValues, now: float) -> bool:
         """May a new label set be added? Counts and (rarely) logs what is dropped."""
@@ -185,6 +205,63 @@ def _drop_empty(key: SeriesKey, values: LabelValues) -> SeriesKey:
     if "" not in values:
         return key
     return tuple(pair for pair in key if pair[1] != "")
+
+
+@dataclass(slots=True)
+class FamilyValues:
+    """One configured metric's series at one instant (`Store.capture`).
+
+    Column-wise, so that a capture allocates a few lists per metric and no object per
+    series: a copy of 10k series then costs about a millisecond and wakes no garbage
+    collection on the event loop."""
+
+    name: str
+    definition: dict[str, Any]
+    keys: list[LabelValues]
+    values: list[float]
+    """A counter's or gauge's value per series; for a histogram each series' cell in
+    turn (per-bucket counts, then the sum: `len(buckets) + 2` numbers)."""
+    touched: dict[LabelValues, float] | None
+    """When each series was last updated (metrics with `expire_after` only)."""
+
+
+def values_json(captured: list[FamilyValues], now: float) -> dict[str, Any]:
+    """The checkpoint's `metrics` section from a capture; pure work on private copies, so
+    it runs off the event loop.
+
+        {"<metric>": {"type", "labels", "static", "buckets",  (the definition)
+                      "series": [[label values], ...],
+                      "values": [numbers, in series order],
+                      "touched": [unix time per series]}}  (with expire_after only)
+
+    Non-finite numbers (a gauge set to +Inf) are written as "NaN", "+Inf", "-Inf": JSON
+    has no such numbers."""
+    out: dict[str, Any] = {}
+    for fv in captured:
+        values: list[Any] = fv.values
+        if not all(map(math.isfinite, values)):
+            values = [_encode(v) for v in values]
+        entry = {**fv.definition, "series": fv.keys, "values": values}
+        if fv.touched is not None:
+            entry["touched"] = [fv.touched.get(k, now) for k in fv.keys]
+        out[fv.name] = entry
+    return out
+
+
+def _encode(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+
+
+def _decode(value: Any) -> float:
+    if isinstance(value, str):
+        if value not in ("NaN", "+Inf", "-Inf"):
+            raise ValueError(f"not a number: {value!r}")
+        return float(value.replace("Inf", "inf").replace("NaN", "nan"))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"not a number: {value!r}")
+    return float(value)
 
 
 class ExternalFamily:
@@ -284,6 +361,75 @@ class Store:
             if fam.touched is not None:
                 fam.expire(now)
 
+    # -- across restarts -----------------------------------------------------------------
+
+    def capture(self) -> list[FamilyValues]:
+        """A copy of every configured series' value: cheap enough for the event loop, so
+        it is taken in the same step as the file offsets it belongs with."""
+        out: list[FamilyValues] = []
+        for fam in self.families.values():
+            cells = fam.series.values()
+            if fam.kind == "histogram":
+                values = list(chain.from_iterable(cells))
+            else:
+                values = list(map(_FIRST, cells))
+            touched = dict(fam.touched) if fam.touched is not None else None
+            out.append(FamilyValues(fam.name, fam.definition(), list(fam.series), values, touched))
+        return out
+
+    def restore(self, saved: Mapping[str, Any], now: float) -> list[str]:
+        """Put back the values `values_json` saved, into the metrics defined now.
+
+        A metric whose definition changed since (type, label names, static labels,
+        buckets) starts fresh, logged once; so does a metric whose saved section is
+        malformed. Series beyond `max_series` are dropped. Returns the names of the
+        metrics that started fresh. Call it before anything is counted."""
+        fresh: list[str] = []
+        for name, fam in self.families.items():
+            entry = saved.get(name)
+            if entry is None:
+                continue
+            if not isinstance(entry, dict):
+                entry = {}
+            old = {k: entry.get(k) for k in ("type", "labels", "static", "buckets")}
+            if old != fam.definition():
+                changed = [k for k, v in fam.definition().items() if old[k] != v]
+                log.warning(
+                    "metric %s: its definition changed since the checkpoint (%s); "
+                    "its series start fresh",
+                    name,
+                    ", ".join(f"{k} {old[k]!r} -> {fam.definition()[k]!r}" for k in changed),
+                )
+                fresh.append(name)
+                continue
+            try:
+                rows = _rows(fam, entry, now)
+            except (TypeError, ValueError, IndexError) as exc:
+                log.error(
+                    "metric %s: its saved series are unreadable (%s); they start fresh",
+                    name,
+                    exc,
+                )
+                fresh.append(name)
+                continue
+            if len(rows) > fam.max_series:
+                log.warning(
+                    "metric %s: %d saved series, max_series=%d; the rest are dropped",
+                    name,
+                    len(rows),
+                    fam.max_series,
+                )
+                rows = rows[: fam.max_series]
+            for key, cell, touched in rows:
+                fam.series[key] = cell  # in place: the extractor holds this dict
+                if fam.touched is not None:
+                    fam.touched[key] = touched
+            self._series.set((name,), len(fam.series))
+        for name in saved:
+            if name not in self.families:
+                log.info("metric %s is no longer configured; its saved series are dropped", name)
+        return fresh
+
     def take_created(self) -> list[tuple[SeriesKey, float]]:
         """Counter and histogram samples that appeared since the last call, with the time
         their series was created (at 0 then): `History.append(..., created=)`."""
@@ -302,3 +448,27 @@ class Store:
                 pairs = [*labels.items(), ("__name__", ext.name)]
                 pairs.sort()
                 yield tuple(pairs), value
+
+
+def _rows(
+    fam: Family, entry: dict[str, Any], now: float
+) -> list[tuple[LabelValues, list[float], float]]:
+    """The saved series of `fam` as (label values, cell, touched); raises on anything
+    malformed."""
+    series, values, touched = entry.get("series"), entry.get("values"), entry.get("touched")
+    if not isinstance(series, list) or not isinstance(values, list):
+        raise TypeError("series or values is not a list")
+    width = len(fam.bounds) + 2 if fam.kind == "histogram" else 1
+    if len(values) != width * len(series):
+        raise ValueError(f"{len(values)} numbers for {len(series)} series of {width}")
+    if touched is not None and (not isinstance(touched, list) or len(touched) != len(series)):
+        raise ValueError("touched does not fit the series")
+    arity = len(fam.labelnames)
+    out = []
+    for i, labels in enumerate(series):
+        if not isinstance(labels, list) or len(labels) != arity:
+            raise ValueError(f"label values {labels!r} do not fit {list(fam.labelnames)}")
+        cell = [_decode(v) for v in values[i * width : (i + 1) * width]]
+        when = now if touched is None else float(touched[i])
+        out.append((tuple(str(v) for v in labels), cell, when))
+    return out

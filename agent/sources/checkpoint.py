@@ -13,15 +13,15 @@ fingerprint prefix). Alongside the offset we keep a hash of the bytes just befor
 those places, which tells a file truncated and refilled, or a reused inode, from the
 file we read.
 
-The file on disk is JSON:
+The entries serialize as
 
-    {"version": 1, "sources": {"<source>": {"<fingerprint>": {"path": ..., "offset": ...,
-     "updated": <unix time>, ...}}}}
+    {"<source>": {"<fingerprint>": {"path": ..., "offset": ..., "updated": <unix time>, ...}}}
 
-`save()` is atomic (temporary file in the same directory, fsync, rename, fsync of the
-directory), so a crash leaves either the old or the new checkpoints, never half of them.
-Entries that no source holds open and that have not changed for `forget_after` seconds
-are pruned on save.
+which the live agent writes as the `sources` section of its checkpoint (`agent/state.py`),
+in the same atomic write as the metric values counted from the lines before those
+offsets. `save()`/`load()` write and read that section alone (`{"version": 1,
+"sources": ...}`, the format of earlier versions) for standalone use. Entries that no
+source holds open and that have not changed for `forget_after` seconds are pruned.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ class Checkpoints:
         """Read the checkpoint file; a missing file means no checkpoints yet.
 
         An unreadable or corrupt file is logged and set aside (renamed `*.corrupt`), and
-        reading starts without checkpoints rather than refusing to start.
+        reading starts without checkpoints rather than refusing to start. (The live agent
+        reads its checkpoint through `agent/state.py`, which calls `restore`.)
         """
         self._entries.clear()
         try:
@@ -109,12 +110,8 @@ class Checkpoints:
             log.error("cannot read checkpoints", extra={"path": str(self.path), "error": str(exc)})
             return
         try:
-            doc = orjson.loads(raw)
-            for source, entries in doc["sources"].items():
-                for key, value in entries.items():
-                    cp = Checkpoint(source=source, **{k: value[k] for k in _FIELDS if k in value})
-                    self._entries[(source, key)] = cp
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            self.restore(orjson.loads(raw)["sources"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
             self._entries.clear()
             aside = self.path.with_name(self.path.name + ".corrupt")
             log.error(
@@ -125,17 +122,16 @@ class Checkpoints:
                 os.replace(self.path, aside)
 
     def save(self, now: float | None = None) -> bool:
-        """Write all checkpoints atomically if anything changed; False if the write failed."""
+        """Write all checkpoints atomically if anything changed; False if the write failed.
+
+        Standalone use (tests, tools); the live agent writes the offsets as one section of
+        its checkpoint (`agent/state.py`), together with the metric values of that instant.
+        """
         now = time.time() if now is None else now
-        self._prune(now)
+        sources = self.to_json(now)
         if not self._dirty:
             return True
-        doc: dict[str, Any] = {"version": 1, "sources": {}}
-        for (source, key), cp in sorted(self._entries.items()):
-            entry = asdict(cp)
-            del entry["source"]
-            doc["sources"].setdefault(source, {})[key] = entry
-        data = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+        data = orjson.dumps({"version": 1, "sources": sources}, option=orjson.OPT_INDENT_2)
         try:
             write_atomic(self.path, data)
         except OSError as exc:
@@ -146,6 +142,29 @@ class Checkpoints:
         self._writes.inc()
         self._dirty = False
         return True
+
+    def to_json(self, now: float) -> dict[str, dict[str, dict[str, Any]]]:
+        """`{source: {fingerprint: entry}}`, after pruning what is long gone: a copy, so it
+        can be serialized off the event loop while the sources read on."""
+        self._prune(now)
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for (source, key), cp in sorted(self._entries.items()):
+            entry = asdict(cp)
+            del entry["source"]
+            out.setdefault(source, {})[key] = entry
+        return out
+
+    def restore(self, sources: dict[str, dict[str, dict[str, Any]]]) -> None:
+        """Take over the entries `to_json` produced; raises (KeyError, TypeError, ...) on
+        a malformed section, with nothing taken over."""
+        entries: dict[tuple[str, str], Checkpoint] = {}
+        for source, items in sources.items():
+            for key, value in items.items():
+                entries[(source, key)] = Checkpoint(
+                    source=source, **{k: value[k] for k in _FIELDS if k in value}
+                )
+        self._entries = entries
+        self._live.clear()
 
     def _prune(self, now: float) -> None:
         horizon = now - self.forget_after

@@ -47,10 +47,14 @@ How a `FileSource` works, in the order a reader meets it:
   checkpoint advance, to just past the last complete line handed on.
 
 * **Partial lines.** A last line without its newline is held. It is handed on as it is
-  after `partial_line_timeout` without growth, or when its file is closed after
-  rotation; the rest of that line, if it comes, is then skipped (the checkpoint records
-  that it points mid-line). At `stop()` a partial line is *not* handed on: the
-  checkpoint stays at its start and the next run reads it whole.
+  once the file has had no more bytes to read for `partial_line_timeout`, or when its
+  file is closed after rotation. The timeout runs from when the agent last read the
+  file, after handing that read on, and when it runs out the file must still end where
+  reading stopped: a loop blocked for seconds (a slow sink, a long history copy) never
+  hands on the start of a line its writer finished meanwhile. The rest of a line handed
+  on, if it comes, is then skipped (the checkpoint records that it points mid-line).
+  At `stop()` a partial line is *not* handed on: the checkpoint stays at its start and
+  the next run reads it whole.
 
 * **Multi-line events.** With `multiline`, the decoder holds the lines of the event it
   is still joining (its next line decides whether the event is complete) and says how
@@ -742,10 +746,11 @@ class FileSource:
             known = len(f.head)
             if known < FINGERPRINT_BYTES and start <= known:
                 f.head += data[known - start : FINGERPRINT_BYTES - start]
-            f.last_growth = time.monotonic()
             self._counters.bytes.inc(self._label, len(data))
             self._hand_on(f, splitter.feed(data))
             self._commit(f, data)
+            # After handing on: time the sink took (a slow agent) is not idle time.
+            f.last_growth = time.monotonic()
             f.before = (f.before + data[-TAIL_BYTES:])[-TAIL_BYTES:]
             if len(data) < CHUNK:
                 return False
@@ -1005,13 +1010,25 @@ class FileSource:
                     continue
                 self._judge(f, expired=True)
             elif f.state == "live" and f.splitter is not None:
-                if f.held and not f.splitter.partial:
+                partial = bool(f.splitter.partial)
+                event_due = (
+                    bool(f.held) and not partial and now >= f.last_growth + self._event_timeout
+                )
+                line_due = (partial or f.decoder_dirty) and now >= f.last_growth + idle
+                if (event_due or line_due) and _has_unread(f):
+                    # The timer ran out while the loop was blocked, yet the file has bytes
+                    # we have not read: the writer did not stop, the agent was slow. Read
+                    # them first; the timers run again from when the file is found idle.
+                    f.last_growth = now
+                    self._wake.set()
+                    continue
+                if f.held and not partial:
                     at = f.last_growth + self._event_timeout
                     if now >= at:
                         self._flush_event(f)
                     else:
                         deadline = min(deadline, at)
-                if f.splitter.partial or f.decoder_dirty:
+                if partial or f.decoder_dirty:
                     at = f.last_growth + idle
                     if now >= at:
                         self._flush_file(f)
@@ -1070,6 +1087,15 @@ def _static_dir(pattern: str) -> tuple[str, bool]:
         if any(c in part for c in "*?["):
             return os.sep.join(parts[:i]) or os.sep, len(parts) - i > 1
     return os.path.dirname(pattern) or os.sep, False
+
+
+def _has_unread(f: _File) -> bool:
+    """Whether the file's size differs from how far it was read: bytes to read (or a
+    truncation to notice), so it is not idle."""
+    try:
+        return os.fstat(f.fd).st_size != f.pos
+    except OSError:
+        return False
 
 
 def _unlinked(fd: int) -> bool:

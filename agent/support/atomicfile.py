@@ -26,8 +26,12 @@ def write_failures(stats: SelfMetrics) -> SelfCounter:
     )
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data`; raises OSError with the old file untouched."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, previous: Path | None = None) -> None:
+    """Replace `path` with `data`; raises OSError with the old file untouched.
+
+    With `previous`, the file being replaced is kept there (one generation back), so a
+    reader that finds `path` corrupt, or missing after a crash between the two renames,
+    can fall back to it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -39,6 +43,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if previous is not None and os.path.isfile(path) and not os.path.islink(path):
+            os.replace(path, previous)
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
