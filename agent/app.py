@@ -29,6 +29,7 @@ from agent.notify.notifier import Notifier
 from agent.pipeline import Pipeline, load_rules
 from agent.server import tls
 from agent.server.config import ServerError
+from agent.server.handlers import ReloadStatus
 from agent.server.pages.views import (
     AgentStatus,
     GroupView,
@@ -36,7 +37,6 @@ from agent.server.pages.views import (
     RangeResult,
     RunningConfig,
 )
-from agent.server.routes import ReloadStatus
 from agent.server.serve import Server
 from agent.sources.checkpoint import Checkpoints
 from agent.sources.config import SourceConfig

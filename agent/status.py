@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import yaml
 
@@ -25,6 +25,7 @@ from agent.alerting.query import query_range
 from agent.alerting.rule_file import expand_rule_paths
 from agent.config import Config
 from agent.decode.events import Event, Origin
+from agent.pipeline import Pipeline
 from agent.server.pages.views import (
     AgentStatus,
     AlertCounts,
@@ -43,12 +44,25 @@ from agent.sources.config import SourceConfig
 from agent.support.configmodel import redacted
 from agent.support.selfmetrics import SelfMetrics
 
-if TYPE_CHECKING:
-    from agent.app import Agent
-
 log = logging.getLogger("chatwatch.status")
 
 Sink = Callable[[Origin, list[Event]], None]
+
+
+class Agent(Protocol):
+    """What the pages read of the live agent (agent.app.Agent has all of it)."""
+
+    started_at: float
+    config_path: str
+    cfg: Config
+    stats: SelfMetrics
+    checkpoints: Checkpoints
+    pipeline: Pipeline
+    reload_problems: list[str]
+    activity: SourceActivity
+
+    def is_ready(self) -> bool: ...
+
 
 RATE_WINDOW = 60.0
 """lines/s is measured over the last minute."""

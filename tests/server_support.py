@@ -20,6 +20,7 @@ from agent.notify.api import AlertmanagerAPI
 from agent.notify.config import AlertingConfig
 from agent.notify.notifier import Notifier
 from agent.server.config import ServerConfig
+from agent.server.handlers import ReloadStatus
 from agent.server.pages.views import (
     AgentStatus,
     AlertCounts,
@@ -30,7 +31,6 @@ from agent.server.pages.views import (
     RunningConfig,
     SourceStatus,
 )
-from agent.server.routes import ReloadStatus
 from agent.server.serve import Server
 from agent.support.selfmetrics import SelfMetrics
 

@@ -15,15 +15,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic import field_validator
 
 from agent.notify.matchers import Matcher, parse_matchers, valid_label_name
 from agent.support.configmodel import Model
 
-if TYPE_CHECKING:
-    from agent.notify.dispatcher import StoredAlert
+
+class HeldAlert(Protocol):
+    """What the inhibitor reads of an alert the dispatcher holds (dispatcher.StoredAlert)."""
+
+    @property
+    def labels(self) -> dict[str, str]: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def ends_at(self) -> float: ...
+
+    def resolved(self, now: float) -> bool: ...
 
 
 class InhibitRuleConfig(Model):
@@ -87,9 +99,7 @@ def _matches(matchers: list[Matcher], labels: dict[str, str]) -> bool:
 class Inhibitor:
     """The inhibiting side of the mute stage (a `Muter`)."""
 
-    def __init__(
-        self, rules: list[InhibitRule], alerts: Callable[[], Iterable[StoredAlert]]
-    ) -> None:
+    def __init__(self, rules: list[InhibitRule], alerts: Callable[[], Iterable[HeldAlert]]) -> None:
         self.rules = rules
         self.alerts = alerts
 

@@ -35,7 +35,7 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import orjson
 from prometheus_client.exposition import choose_encoder
@@ -44,15 +44,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from agent.notify.api import AlertmanagerAPI, APIError
 from agent.server.auth import BasicAuth
+from agent.server.handlers import ReloadStatus, ServerHandlers
 from agent.server.pages import alerts, graph, overview, rules, running_config, static
 from agent.server.pages.render import Page, Query, error_page
-from agent.server.pages.views import (
-    AgentStatus,
-    GroupView,
-    HistoryWindow,
-    RangeResult,
-    RunningConfig,
-)
 
 log = logging.getLogger("chatwatch.server")
 
@@ -69,44 +63,7 @@ SCRAPE_HOLD = 4.0
 """Seconds a scrape waits, after a restart, for values Prometheus may see (else 503)."""
 
 
-ReloadStatus = Literal["ok", "failed", "needs_restart"]
-"""What a reload did: applied; rejected (the running config is kept); applied except for
-settings that only a restart can change (the listen address)."""
 _RELOAD_HTTP_STATUS = {"ok": 200, "failed": 500, "needs_restart": 409}
-
-
-class ServerHandlers(Protocol):
-    """What the server asks of the running agent (implemented by agent.app)."""
-
-    @property
-    def collectors(self) -> list[Collector]: ...
-
-    def is_ready(self) -> bool: ...
-
-    async def values_current(self, timeout: float) -> bool: ...
-
-    async def reload(self) -> tuple[ReloadStatus, str]: ...
-
-    def alerts_api(self) -> dict[str, Any]: ...
-
-    def rules_api(self) -> dict[str, Any]: ...
-
-    # what the web pages show besides the API's alerts and rules (agent.server.pages)
-
-    def status(self) -> AgentStatus: ...
-
-    def rule_groups(self) -> list[GroupView]: ...
-
-    def history(self) -> HistoryWindow: ...
-
-    def query_range(self, expr: str, start: float, end: float, step: float) -> RangeResult:
-        """`expr` at every `step` from `start` to `end`; ValueError for a bad expression."""
-        ...
-
-    def running_config(self) -> RunningConfig: ...
-
-    @property
-    def alertmanager_api(self) -> AlertmanagerAPI: ...
 
 
 class App:

@@ -30,7 +30,8 @@ from hypercorn.config import Config as HypercornConfig
 from agent.server import tls
 from agent.server.auth import BasicAuth
 from agent.server.config import ServerConfig, ServerError
-from agent.server.routes import App, ServerHandlers
+from agent.server.handlers import ServerHandlers
+from agent.server.routes import App
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework

@@ -12,7 +12,7 @@ from agent.server.pages.render import Page, Query, first, render
 from agent.server.pages.views import AlertView, GroupView, RuleView
 
 if TYPE_CHECKING:
-    from agent.server.routes import ServerHandlers
+    from agent.server.handlers import ServerHandlers
 
 STATES = ("firing", "pending", "inactive")
 ALERTS_PER_RULE = 50

@@ -19,7 +19,7 @@ from agent.server.pages.views import RangeResult, RangeSeries
 from agent.support.duration import format_duration, parse_duration
 
 if TYPE_CHECKING:
-    from agent.server.routes import ServerHandlers
+    from agent.server.handlers import ServerHandlers
 
 RANGES = ("5m", "15m", "30m", "1h", "2h", "6h", "12h", "1d", "2d", "1w")
 """The range picker's choices, cut at the first that covers what the history holds."""

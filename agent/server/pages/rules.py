@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from agent.server.pages.render import Page, Query, render
 
 if TYPE_CHECKING:
-    from agent.server.routes import ServerHandlers
+    from agent.server.handlers import ServerHandlers
 
 
 def page(handlers: ServerHandlers, query: Query) -> Page:
