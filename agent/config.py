@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from agent.metrics.config import MetricConfig
+from agent.metrics.config import MAX_LABEL_VALUE_BYTES, MIN_LABEL_VALUE_BYTES, MetricConfig
 from agent.metrics.presets import PresetConfig, expand
 from agent.metrics.pricing import ModelPrice, price_table
 from agent.notify.config import AlertingConfig
@@ -33,6 +33,10 @@ class Config(Model):
     checkpoint: CheckpointConfig = CheckpointConfig()
     server: ServerConfig = ServerConfig()
     metrics: list[MetricConfig] = []
+    max_label_value_bytes: int = Field(default=MAX_LABEL_VALUE_BYTES, ge=MIN_LABEL_VALUE_BYTES)
+    """Cap on the UTF-8 size of a label value taken from an event, for every metric that
+    does not set its own: a longer one is cut to fit, ending in `…` (the event is still
+    counted), and counted in `chatwatch_label_values_truncated_total{metric,label}`."""
     metrics_presets: list[PresetConfig] = []
     """Presets whose definitions are added to `metrics` at load: `[genai]`, or
     `[{preset: genai, ...options}]`."""
@@ -76,6 +80,9 @@ class Config(Model):
                 defined[m.name] = f"metrics_presets[{i}]"
                 generated.append(m)
         self.metrics = [*self.metrics, *generated]
+        for m in self.metrics:
+            if m.max_label_value_bytes is None:
+                m.max_label_value_bytes = self.max_label_value_bytes
         for i, m in enumerate(self.metrics):
             if m.cost is None:
                 continue

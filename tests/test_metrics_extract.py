@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agent.config import Config
 from tests.metrics_support import Pipeline
 
 
@@ -434,3 +435,69 @@ def test_a_required_label_skips_events_without_it_and_counts_them() -> None:
     ]
     reason = {"metric": "chatbot_messages_total", "reason": "missing_label"}
     assert p.value("chatwatch_extract_errors_total", **reason) == 2.0
+
+
+def test_long_label_values_are_cut_on_a_character_boundary_and_counted() -> None:
+    p = Pipeline(
+        {
+            "name": "chat_messages_total",
+            "type": "counter",
+            "labels": {
+                "user": "user_id",
+                "kind": {"field": "kind", "regex": "(.*)", "replacement": "k-$1"},
+                "tier": {"field": "tier", "map": {"gold": "gold"}, "default": "other"},
+            },
+            "max_label_value_bytes": 16,
+        }
+    )
+    long_kind = "y" * 100
+    p.feed(
+        {"user_id": "é" * 9, "kind": long_kind, "tier": "z" * 100},  # 18 bytes, 9 chars
+        {"user_id": "é" * 9, "kind": long_kind, "tier": "gold"},
+        {"user_id": "exactly-16-bytes", "kind": "a", "tier": "gold"},
+        {"user_id": 12345678901234567890, "kind": "a", "tier": "gold"},  # a number's text
+    )
+    # 13 bytes of `é`s is 6 characters and half of one: cut back to 6, then the marker.
+    cut = "é" * 6 + "…"
+    assert len(cut.encode()) == 15
+    assert p.value("chat_messages_total", user=cut, kind="k-" + "y" * 11 + "…", tier="other")
+    assert p.value("chat_messages_total", user=cut, kind="k-" + "y" * 11 + "…", tier="gold")
+    assert p.value("chat_messages_total", user="exactly-16-bytes", kind="k-a", tier="gold") == 1
+    assert p.value("chat_messages_total", user="1234567890123…", kind="k-a", tier="gold") == 1
+    assert (
+        p.value(
+            "chatwatch_label_values_truncated_total", metric="chat_messages_total", label="user"
+        )
+        == 3
+    )
+    assert (
+        p.value(
+            "chatwatch_label_values_truncated_total", metric="chat_messages_total", label="kind"
+        )
+        == 2
+    )
+    # A mapped label is bounded by its map and default: never cut, never counted.
+    assert (
+        p.value(
+            "chatwatch_label_values_truncated_total", metric="chat_messages_total", label="tier"
+        )
+        is None
+    )
+
+
+def test_label_value_cap_defaults_to_the_root_setting() -> None:
+    def cap(root: dict[str, object], metric: dict[str, object]) -> int | None:
+        cfg = Config.model_validate(
+            {
+                "sources": [{"name": "a", "paths": ["/x.log"]}],
+                **root,
+                "metrics": [{"name": "m_total", "type": "counter", **metric}],
+            }
+        )
+        return cfg.metrics[0].max_label_value_bytes
+
+    assert cap({}, {}) == 1024
+    assert cap({"max_label_value_bytes": 200}, {}) == 200
+    assert cap({"max_label_value_bytes": 200}, {"max_label_value_bytes": 5000}) == 5000
+    with pytest.raises(ValueError, match="greater than or equal to 16"):
+        cap({}, {"max_label_value_bytes": 3})

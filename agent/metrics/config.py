@@ -55,6 +55,10 @@ MATCH_OPERATORS = ("in", "not", "regex", "exists", "gt", "gte", "lt", "lte")
 GAUGE_ACTIONS = ("set", "inc", "dec", "set_to_event_time")
 ORIGIN_LABELS = ("source", "path")
 DEFAULT_BUCKETS: tuple[float, ...] = tuple(b for b in Histogram.DEFAULT_BUCKETS if b != math.inf)
+MAX_LABEL_VALUE_BYTES = 1024
+"""Default cap on a label value taken from an event (root `max_label_value_bytes`)."""
+MIN_LABEL_VALUE_BYTES = 16
+"""Smallest cap accepted: room for the `…` marker and a recognisable start."""
 
 # `$$`, `${name}` or `$name` (name as long as possible, as Go's regexp.Expand reads it).
 _TEMPLATE_RE = re.compile(r"\$(?:\$|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
@@ -318,6 +322,10 @@ class MetricConfig(Model):
     timestamp_field: str | None = None
     """For `set_to_event_time`: the event's time (epoch seconds, epoch ms, or ISO 8601)."""
     max_series: int = Field(default=1000, gt=0)
+    max_label_value_bytes: int | None = Field(default=None, ge=MIN_LABEL_VALUE_BYTES)
+    """Cap on the UTF-8 size of each label value taken from an event; a longer one is cut
+    to fit, ending in `…`, and counted in `chatwatch_label_values_truncated_total`. Unset:
+    the root `max_label_value_bytes`."""
     expire_after: Duration | None = None
 
     @field_validator("name")
@@ -657,6 +665,13 @@ class MetricConfig(Model):
         if isinstance(self.action, dict):
             return self.action_field or next(iter(self.match))
         return None
+
+    @property
+    def label_value_limit(self) -> int:
+        """The cap on label values from events: this metric's, else the default (the
+        root config fills in its own `max_label_value_bytes` at load)."""
+        limit = self.max_label_value_bytes
+        return MAX_LABEL_VALUE_BYTES if limit is None else limit
 
     @property
     def bucket_bounds(self) -> tuple[float, ...]:

@@ -13,6 +13,16 @@ timestamp) skip the event for that metric and are counted in
 `chatwatch_extract_errors_total{metric,reason}`; an LLM call whose model has no price
 (`cost:`) is counted in `chatwatch_genai_unpriced_total{metric,model}`.
 
+A label value taken from an event is capped at the metric's `max_label_value_bytes`
+(UTF-8): a longer one is cut on a character boundary and ends in `…`, and counted in
+`chatwatch_label_values_truncated_total{metric,label}`. Truncated, not dropped: the
+event still counts (a request with a runaway `user_id` is still a request), and one
+oversized value costs one bounded series instead of megabytes on every scrape; values
+that differ only past the cap share a series. The cap is applied only when an event's
+key is not a series yet: a value over the cap never becomes part of a series, so every
+event carrying one takes that path and is cut and counted, while updates of existing
+series, the hot path, do no work for it.
+
 Only what a definition uses is generated: field alternatives (`a | b`), sums, value maps
 and cost add code to the definitions that use them and cost nothing to the others.
 """
@@ -45,6 +55,9 @@ UNPRICED_MODELS = 100
 INLINE_BUCKETS = 8
 """Up to this many values of an index field, buckets are an if/elif chain in the loop."""
 _ACTION_CODES = {"inc": 0, "dec": 1, "set": 2, "set_to_event_time": 3}
+LABEL_MARKER = "\u2026"
+"""Ends a label value cut to `max_label_value_bytes` (`…`, 3 bytes in UTF-8)."""
+_MARKER_BYTES = len(LABEL_MARKER.encode())
 
 
 # -- value conversions (called only off the fast path: when a value is not a str/number) --
@@ -70,6 +83,23 @@ def label_text(value: Any) -> str:
     """A label value: the text form, empty (no label) when the field is missing."""
     t = text(value)
     return "" if t is None else t
+
+
+def clip_label(value: str, limit: int) -> str | None:
+    """`value` cut to at most `limit` bytes of UTF-8, ending in `LABEL_MARKER`, on a
+    character boundary; None when it fits already."""
+    if value.isascii():
+        if len(value) <= limit:
+            return None
+        return value[: limit - _MARKER_BYTES] + LABEL_MARKER
+    # Lone surrogates (text decoded with surrogateescape) pass as 3-byte sequences.
+    data = value.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return None
+    end = limit - _MARKER_BYTES
+    while end > 0 and data[end] & 0xC0 == 0x80:  # a continuation byte: back off
+        end -= 1
+    return data[:end].decode("utf-8", "surrogatepass") + LABEL_MARKER
 
 
 # Text of small ints (status codes, counts), looked up instead of formatted per event.
@@ -294,6 +324,7 @@ class CompiledMetric:
         index_field: str | None,
         index_values: set[str],
         unpriced: SelfCounter | None = None,
+        truncated: SelfCounter | None = None,
     ) -> None:
         self.cfg = cfg
         self.family = family
@@ -303,6 +334,9 @@ class CompiledMetric:
         self._warned = False
         self._unpriced = unpriced
         self._unpriced_models: set[str] = set()
+        self._truncated = truncated
+        self._limit = cfg.label_value_limit
+        self._capped = self._capped_labels()
 
     def paths(self) -> Counter[str]:
         """Field paths the block reads (to hoist the ones several blocks share)."""
@@ -369,6 +403,39 @@ class CompiledMetric:
         if self._unpriced is not None:
             self._unpriced.inc((self.cfg.name, model))
 
+    def _capped_labels(self) -> list[tuple[int, str]]:
+        """(position in the series key, name) of the labels whose values come from the
+        event and so are capped: not origin labels, value map labels or mapped values,
+        which the config bounds."""
+        out = []
+        for i, name in enumerate(self.family.labelnames):
+            spec = self.cfg.labels.get(name)
+            if spec is not None and (isinstance(spec, str) or spec.map is None):
+                out.append((i, name))
+        return out
+
+    def cap(self, k: tuple[str, ...]) -> tuple[str, ...]:
+        """A key that is not a series yet, with its label values cut to the cap (each cut
+        counted). Called only then: a key with a value over the cap never becomes a
+        series, so every event carrying one comes here, and existing series cost
+        nothing."""
+        limit = self._limit
+        short = limit // 4  # characters: at most 4 bytes each
+        out: list[str] | None = None
+        for i, name in self._capped:
+            value = k[i]
+            if len(value) <= short:
+                continue
+            cut = clip_label(value, limit)
+            if cut is None:
+                continue
+            if out is None:
+                out = list(k)
+            out[i] = cut
+            if self._truncated is not None:
+                self._truncated.inc((self.cfg.name, name))
+        return k if out is None else tuple(out)
+
     def internal(self, exc: Exception) -> None:
         self._errors.inc((self.cfg.name, "internal"))
         if not self._warned:
@@ -387,6 +454,7 @@ class CompiledMetric:
             "err": g.const(self.err, "err"),
             "num": g.const(self.num, "num"),
             "internal": g.const(self.internal, "internal"),
+            "cap": g.const(self.cap, "cap"),
         }
         if self.cfg.cost is not None:
             table = self.cfg.cost.table
@@ -623,10 +691,17 @@ class CompiledMetric:
         series, admit = n["series"], n["admit"]
         # Each series is a list (a mutable cell): one dict lookup per update, no store.
         width = len(self.family.bounds) + 2 if cfg.type == "histogram" else 1
-        g.emit(f"c = {g.const(self.family.series.get, 'get')}(k)")
+        get = g.const(self.family.series.get, "get")
+        g.emit(f"c = {get}(k)")
         g.emit("if c is None:")
-        g.emit(f"if not {admit}(k, now): break", 1)
-        g.emit(f"c = {series}[k] = [0.0] * {width}", 1)
+        extra = 1
+        if self._capped:  # a new key: values over the cap are cut (maybe to a series)
+            g.emit(f"k = {n['cap']}(k)", 1)
+            g.emit(f"c = {get}(k)", 1)
+            g.emit("if c is None:", 1)
+            extra = 2
+        g.emit(f"if not {admit}(k, now): break", extra)
+        g.emit(f"c = {series}[k] = [0.0] * {width}", extra)
         if cfg.type == "counter":
             g.emit(f"c[0] += {x or '1.0'}")
             return
@@ -694,6 +769,12 @@ class Extractor:
             "Events skipped for a metric because a value could not be used, by reason.",
             ("metric", "reason"),
         )
+        truncated = stats.counter(
+            "chatwatch_label_values_truncated_total",
+            "Label values from events longer than the metric's max_label_value_bytes, cut "
+            "to fit (the event is still counted).",
+            ("metric", "label"),
+        )
         store.attach(stats)  # no-op when the store was given the same registry already
         unpriced = None
         if any(m.cost is not None for m in metrics):
@@ -706,7 +787,9 @@ class Extractor:
         self.compiled: list[CompiledMetric] = []
         for cfg, (field, values) in zip(metrics, _choose_index(metrics), strict=True):
             family = store.define(cfg, labelnames_of(cfg), now=clock())
-            self.compiled.append(CompiledMetric(cfg, family, self.errors, field, values, unpriced))
+            self.compiled.append(
+                CompiledMetric(cfg, family, self.errors, field, values, unpriced, truncated)
+            )
         store.retain(m.name for m in metrics)
         self.sources: list[str] = []
         self._run: Runner = self._compile()
