@@ -200,3 +200,43 @@ class Prometheus:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+@contextlib.contextmanager
+def running_alertmanager(config_text: str, workdir: Path) -> Iterator[str]:
+    """A real Alertmanager on 127.0.0.1 running `config_text`, until the block ends;
+    yields its URL."""
+    binary = shutil.which("prometheus-alertmanager") or require("alertmanager")
+    port = free_port()
+    config = workdir / "alertmanager.yml"
+    config.write_text(config_text)
+    log_path = workdir / "alertmanager.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+
+            def ready() -> bool:
+                if proc.poll() is not None:
+                    raise AssertionError(f"alertmanager exited: {log_path.read_text()}")
+                return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
+
+            wait_until(ready, timeout=30, what="alertmanager /-/ready")
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -7,8 +7,6 @@ must deliver it, firing and then resolved.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -23,16 +21,14 @@ from tests.notify_support import (
     HookServer,
     alerting,
     fire,
-    free_port,
     metric,
     resolve,
     running,
     wait_for,
 )
+from tests.realservers import running_alertmanager
 
 pytestmark = pytest.mark.timeout(120)
-
-BINARY = "/usr/bin/prometheus-alertmanager"
 
 
 @pytest.fixture
@@ -44,12 +40,7 @@ def am_hook() -> Iterator[HookServer]:
 
 @pytest.fixture
 def alertmanager(tmp_path: Path, am_hook: HookServer) -> Iterator[str]:
-    binary = shutil.which(BINARY) or shutil.which("alertmanager")
-    if binary is None:
-        pytest.skip("prometheus-alertmanager is not installed (.ci/run installs it)")
-    port = free_port()
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(f"""
+    config = f"""
 route:
   receiver: hook
   group_by: [alertname]
@@ -59,42 +50,9 @@ route:
 receivers:
   - name: hook
     webhook_configs: [{{url: "{am_hook.url}", send_resolved: true}}]
-""")
-    log = (tmp_path / "alertmanager.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    "alertmanager did not start: " + (tmp_path / "alertmanager.log").read_text()
-                )
-            time.sleep(0.1)
+"""
+    with running_alertmanager(config, tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def am_alerts(url: str, **params: str) -> list[dict[str, Any]]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,12 +24,12 @@ import yaml
 from agent.alerting.alert import Alert
 from agent.notify.config import AlertingConfig
 from agent.server.config import ServerConfig
-from tests.notify_support import HookServer, free_port
+from tests.notify_support import HookServer
+from tests.realservers import running_alertmanager
 from tests.server_support import Handlers, running
 
 pytestmark = pytest.mark.timeout(120)
 
-BINARY = "/usr/bin/prometheus-alertmanager"
 ROUTES = """
 route:
   receiver: team
@@ -60,47 +58,9 @@ def hook() -> Iterator[HookServer]:
 
 @pytest.fixture
 def alertmanager(tmp_path: Path, hook: HookServer) -> Iterator[str]:
-    binary = shutil.which(BINARY) or shutil.which("alertmanager")
-    if binary is None:
-        pytest.skip("prometheus-alertmanager is not installed (.ci/run installs it)")
-    port = free_port()
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(ROUTES.format(hook=hook.url))
-    log = (tmp_path / "alertmanager.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    "alertmanager did not start: " + (tmp_path / "alertmanager.log").read_text()
-                )
-            time.sleep(0.1)
+    config = ROUTES.format(hook=hook.url)
+    with running_alertmanager(config, tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 class Pair:
