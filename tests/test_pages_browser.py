@@ -4,7 +4,8 @@ One `chatwatch run` reads a log in which one route answers 5xx, two route names 
 payloads, and a queue is too long: `ChatbotErrors` fires (one alert per route),
 `QueueTooLong` is pending, `ChatbotSilent` is inactive and `BrokenRule` fails to
 evaluate. Notifications go to a local webhook. Each test loads a page and checks what a
-user sees; a screenshot of each page is saved under test-artifacts/pages/.
+user sees; a screenshot of each page is saved under test-artifacts/pages/. Silences are
+created and expired on a second agent, one that allows writes (`enable_admin_api`).
 
 Debian's `chromium` and `chromium-driver` (.ci/run installs them); the driver is named
 explicitly so Selenium Manager never tries to download one.
@@ -69,8 +70,9 @@ def hook() -> Iterator[HookServer]:
     server.stop()
 
 
-def start_agent(tmp: Path, hook: HookServer | None) -> tuple[Chatwatch, Path]:
-    """`chatwatch run` on an empty log with RULES; notifications go to `hook`."""
+def start_agent(tmp: Path, hook: HookServer | None, admin: bool = False) -> tuple[Chatwatch, Path]:
+    """`chatwatch run` on an empty log with RULES; notifications go to `hook`; with `admin`
+    writes (silences) are allowed without auth (`enable_admin_api: true`)."""
     log = tmp / "chatbot.log"
     log.touch()
     (tmp / "rules.yml").write_text(RULES)
@@ -82,11 +84,12 @@ alerting:
   route: {{receiver: hook, group_by: [alertname], group_wait: 0s, group_interval: 100ms}}
   receivers: [{{name: hook, webhook_configs: [{{url: "{hook.url}"}}]}}]
 """
+    admin_api = ", enable_admin_api: true" if admin else ""
     config = tmp / "chatwatch.yaml"
     config.write_text(f"""
 sources: [{{name: chatbot, paths: ["{log}"], format: json}}]
 state_dir: {tmp / "state"}
-server: {{listen: "127.0.0.1:{port}", external_url: "http://127.0.0.1:{port}"}}
+server: {{listen: "127.0.0.1:{port}", external_url: "http://127.0.0.1:{port}"{admin_api}}}
 metrics:
   - name: chatbot_requests_total
     type: counter
@@ -366,3 +369,99 @@ def test_graph_with_a_bad_expression_says_what_is_wrong(
     assert "unclosed left parenthesis" in error.text
     assert browser.find_elements(By.ID, "chart") == []
     screenshot(browser, "graph-error")
+
+
+@pytest.fixture
+def admin_agent(tmp_path: Path) -> Iterator[Chatwatch]:
+    """An agent that allows writes, with ChatbotErrors firing for /api/chat and routed to
+    a webhook of its own (the module's hook stays the first agent's)."""
+    hook = HookServer().start()
+    cw, log = start_agent(tmp_path, hook, admin=True)
+    try:
+        write(log, [request("/api/chat", "500")])
+        wait_for_alerts(cw, [("ChatbotErrors", "firing")])
+        wait_until(
+            lambda: httpx.get(f"{cw.url}/api/v2/alerts", timeout=2).json(),
+            what="the alert in the notifier",
+        )
+        yield cw
+    finally:
+        cw.stop()
+        hook.stop()
+
+
+def alert_row(browser: webdriver.Chrome, route: str) -> Any:
+    for row in browser.find_elements(
+        By.CSS_SELECTOR, 'details[data-rule="ChatbotErrors"] tr.alert'
+    ):
+        if route in row.find_element(By.CSS_SELECTOR, ".labels").text:
+            return row
+    raise AssertionError(f"no ChatbotErrors alert for {route}")
+
+
+def test_silence_an_alert_from_its_link_then_expire_it(
+    admin_agent: Chatwatch, browser: webdriver.Chrome
+) -> None:
+    agent = admin_agent
+    load(browser, agent.url + "/alerts")
+    row = alert_row(browser, "/api/chat")
+    assert row.find_elements(By.CSS_SELECTOR, ".badge.silenced") == []
+    row.find_element(By.CSS_SELECTOR, "a.silence-link").click()
+    WebDriverWait(browser, 20).until(ec.url_contains("/silences?filter="))
+    names = [e.get_attribute("value") for e in browser.find_elements(By.CSS_SELECTOR, ".m-name")]
+    values = [e.get_attribute("value") for e in browser.find_elements(By.CSS_SELECTOR, ".m-value")]
+    assert names == ["alertname", "route", "severity", ""]
+    assert values == ["ChatbotErrors", "/api/chat", "page", ""]
+
+    browser.find_element(By.ID, "created-by").send_keys("oncall")
+    browser.find_element(By.ID, "comment").send_keys(f"provider outage {XSS_IMG}")
+    browser.find_element(By.ID, "create-silence").click()
+    created = WebDriverWait(browser, 20).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "tr.silence.created"))
+    )
+    silence_id = created.get_attribute("data-id")
+    assert "silence-active" in (created.get_attribute("class") or "")
+    assert created.find_element(By.CSS_SELECTOR, ".silence-state").text == "active"
+    matchers = texts(browser, "tr.silence.created .matcher")
+    assert matchers == ["alertname=ChatbotErrors", "route=/api/chat", "severity=page"]
+    assert created.find_element(By.CSS_SELECTOR, ".comment").text == f"provider outage {XSS_IMG}"
+    assert created.find_element(By.CSS_SELECTOR, ".created-by").text == "oncall"
+    assert browser.find_elements(By.CSS_SELECTOR, 'img[src="x"]') == []
+    api = httpx.get(f"{agent.url}/api/v2/silence/{silence_id}", timeout=5).json()
+    assert api["status"]["state"] == "active" and api["createdBy"] == "oncall"
+    screenshot(browser, "silences")
+    assert csp_violations(browser) == []
+
+    load(browser, agent.url + "/alerts")
+    mark = alert_row(browser, "/api/chat").find_element(By.CSS_SELECTOR, ".badge.silenced")
+    assert mark.text == "silenced"
+    assert mark.get_attribute("title") == f"silenced by {silence_id}"
+    screenshot(browser, "alerts-silenced")
+
+    load(browser, agent.url + "/silences")
+    browser.find_element(By.CSS_SELECTOR, f'button.expire[data-id="{silence_id}"]').click()
+    WebDriverWait(browser, 20).until(
+        ec.presence_of_element_located(
+            (By.CSS_SELECTOR, f'tr.silence-expired[data-id="{silence_id}"]')
+        )
+    )
+    assert browser.find_elements(By.CSS_SELECTOR, "button.expire") == []
+    assert browser.find_element(By.ID, "expire-error").is_displayed() is False
+    load(browser, agent.url + "/alerts")
+    assert alert_row(browser, "/api/chat").find_elements(By.CSS_SELECTOR, ".badge.silenced") == []
+    assert csp_violations(browser) == []
+
+
+def test_silences_page_without_write_access_says_so_and_has_no_form(
+    agent: Chatwatch, browser: webdriver.Chrome
+) -> None:
+    load(browser, agent.url + "/silences")
+    assert browser.title == "Silences · chatwatch"
+    notice = browser.find_element(By.ID, "writes-off")
+    assert notice.is_displayed()
+    assert "server.enable_admin_api: true" in notice.text
+    assert browser.find_elements(By.ID, "silence-form") == []
+    assert browser.find_elements(By.TAG_NAME, "button") == []
+    nav = texts(browser, ".topbar nav a")
+    assert nav == ["Overview", "Alerts", "Rules", "Graph", "Silences", "Config"]
+    screenshot(browser, "silences-read-only")

@@ -10,16 +10,21 @@ from __future__ import annotations
 import html
 import re
 import time
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+import yaml
 
+from agent.notify.config import AlertingConfig
 from agent.server.config import BasicAuthConfig, ServerConfig
 from agent.server.pages.render import CSP
 from agent.server.pages.views import AlertView, GroupView, RuleView, RunningConfig
+from tests.notify_support import fire
 from tests.server_support import Handlers, client_of
 
-PAGES = ["/", "/alerts", "/rules", "/graph", "/config"]
+PAGES = ["/", "/alerts", "/rules", "/graph", "/silences", "/config"]
 XSS_IMG = "<img src=x onerror=alert(1)>"
 XSS_SCRIPT = '"><script>document.title="pwned"</script>'
 
@@ -284,3 +289,168 @@ async def test_a_page_that_fails_answers_500_and_the_server_keeps_serving() -> N
     assert failed.status_code == 500
     assert "RuntimeError: rules are broken" in failed.text
     assert after.status_code == 200
+
+
+# -- /silences ------------------------------------------------------------------------------
+
+ADMIN = ServerConfig(listen="127.0.0.1:0", enable_admin_api=True)
+
+
+def silence(comment: str, *matchers: tuple[str, str], hours: float = 1.0) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "matchers": [
+            {"name": n, "value": v, "isRegex": False, "isEqual": True} for n, v in matchers
+        ],
+        "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + hours * 3600)),
+        "createdBy": "oncall",
+        "comment": comment,
+    }
+
+
+async def test_silences_page_lists_silences_by_state_with_their_matchers(tmp_path: Path) -> None:
+    async with client_of(Handlers(state_dir=tmp_path), ADMIN) as client:
+        kept = await client.post(
+            "/api/v2/silences", json=silence("provider outage", ("alertname", "LLMDown"))
+        )
+        gone = await client.post(
+            "/api/v2/silences", json=silence("deploy", ("route", "/api/chat"), ("env", "prod"))
+        )
+        await client.delete(f"/api/v2/silence/{gone.json()['silenceID']}")
+        r = await client.get("/silences")
+    kept_id = kept.json()["silenceID"]
+    assert r.status_code == 200
+    rows = re.findall(r'<tr class="silence silence-(\w+)[^"]*" id="silence-([^"]+)"', r.text)
+    assert rows == [("active", kept_id), ("expired", gone.json()["silenceID"])]
+    assert '<span class="lname">alertname</span>=<span class="lvalue">LLMDown</span>' in r.text
+    assert '<span class="lname">env</span>=<span class="lvalue">prod</span>' in r.text
+    assert "provider outage" in r.text and "oncall" in r.text
+    assert r.text.count('class="secondary expire"') == 1, "only the active one can be expired"
+    assert 'id="silence-form"' in r.text and '<script src="/static/silences.js">' in r.text
+
+
+async def test_silences_page_says_writes_are_off_and_shows_no_form(tmp_path: Path) -> None:
+    handlers = Handlers(state_dir=tmp_path)
+    body = orjson.dumps(silence("provider outage", ("alertname", "LLMDown")))
+    handlers.alertmanager_api.post_silence(body, time.time())  # by amtool, say, before
+    async with client_of(handlers) as client:
+        r = await client.get("/silences")
+        script = await client.get("/static/silences.js")
+    assert r.status_code == 200
+    notice = re.search(r'<p class="notice" id="writes-off">(.*?)</p>', r.text, re.S)
+    assert notice is not None
+    assert "server.enable_admin_api: true" in notice.group(1)
+    assert "server.basic_auth" in notice.group(1)
+    assert "provider outage" in r.text, "the list is still shown"
+    assert "<form" not in r.text and "<button" not in r.text
+    assert "silences.js" not in r.text
+    assert script.status_code == 200, "served all the same; the page just does not load it"
+
+
+async def test_silences_page_with_basic_auth_shows_the_form() -> None:
+    cfg = ServerConfig(
+        listen="127.0.0.1:0",
+        basic_auth=BasicAuthConfig(username="ops", password="s3cret"),  # type: ignore[arg-type]
+    )
+    async with client_of(Handlers(), cfg, auth=("ops", "s3cret")) as client:
+        r = await client.get("/silences")
+    assert 'id="silence-form"' in r.text and 'id="writes-off"' not in r.text
+
+
+async def test_silence_form_is_prefilled_from_the_filter_in_the_link() -> None:
+    link = '{alertname="ChatbotErrors", route="/api/\\"chat\\"", severity="page"}'
+    async with client_of(Handlers(), ADMIN) as client:
+        r = await client.get("/silences", params={"filter": link})
+        bad = await client.get("/silences", params={"filter": "route=~'('"})
+    names = re.findall(r'<input class="m-name"[^>]* value="([^"]*)"', r.text)
+    values = re.findall(r'<input class="m-value"[^>]* value="([^"]*)"', r.text)
+    assert names == ["alertname", "route", "severity", ""], "the matchers, and one empty row"
+    assert [html.unescape(v) for v in values] == ["ChatbotErrors", '/api/"chat"', "page", ""]
+    assert 'id="filter-error"' in bad.text and "not a regular expression" in bad.text
+
+
+async def test_xss_in_a_silence_comment_and_matcher_renders_as_text(tmp_path: Path) -> None:
+    handlers = Handlers(state_dir=tmp_path)
+    async with client_of(handlers, ADMIN) as client:
+        posted = await client.post("/api/v2/silences", json=silence(XSS_SCRIPT, ("route", XSS_IMG)))
+        r = await client.get("/silences")
+        prefilled = await client.get("/silences", params={"filter": f'route="{XSS_IMG}"'})
+    assert posted.status_code == 200, posted.text
+    for text in (r.text, prefilled.text):
+        assert "<img" not in text and "<script>document" not in text
+    assert html.escape(XSS_SCRIPT, quote=False).replace('"', "&#34;") in r.text
+    assert html.escape(XSS_IMG, quote=False) in r.text
+    assert 'value="&lt;img src=x onerror=alert(1)&gt;"' in prefilled.text
+
+
+ROUTED = AlertingConfig.model_validate(
+    yaml.safe_load("route: {receiver: team}\nreceivers: [{name: team}]\n")
+)
+
+
+async def test_alerts_page_marks_silenced_alerts_and_links_each_to_a_silence(
+    tmp_path: Path,
+) -> None:
+    handlers = with_rules(
+        Handlers(state_dir=tmp_path, alerting=ROUTED),
+        rule("ChatbotErrors", "firing", [alert("/api/chat"), alert("/api/login")]),
+    )
+    now = time.time()
+    labels = {"route": "/api/chat", "severity": "page"}
+    handlers.notifier.send(
+        [
+            fire("ChatbotErrors", now - 60, **labels),
+            fire("ChatbotErrors", now - 60, route="/api/login", severity="page"),
+        ],
+        now,
+    )
+    async with client_of(handlers, ADMIN) as client:
+        before = await client.get("/alerts")
+        posted = await client.post(
+            "/api/v2/silences", json=silence("known", ("route", "/api/chat"))
+        )
+        after = await client.get("/alerts")
+    silence_id = posted.json()["silenceID"]
+    assert "badge mute silenced" not in before.text
+    rows = re.findall(r'<tr class="alert alert-firing">(.*?)</tr>', after.text, re.S)
+    assert len(rows) == 2
+    chat = next(row for row in rows if "/api/chat" in row)
+    login = next(row for row in rows if "/api/login" in row)
+    assert f'title="silenced by {silence_id}">silenced</a>' in chat
+    assert "silenced" not in login.replace("Silence<", "")
+    link = re.search(r'<a class="silence-link" href="([^"]+)">Silence</a>', chat)
+    assert link is not None
+    assert html.unescape(link.group(1)) == (
+        "/silences?filter=%7Balertname%3D%22ChatbotErrors%22%2C+route%3D%22%2Fapi%2Fchat%22"
+        "%2C+severity%3D%22page%22%7D#new"
+    )
+
+
+async def test_alerts_page_marks_inhibited_alerts(tmp_path: Path) -> None:
+    alerting = AlertingConfig.model_validate(
+        yaml.safe_load("""
+route: {receiver: team}
+receivers: [{name: team}]
+inhibit_rules:
+  - {source_matchers: ['alertname="ChatbotDown"'], target_matchers: ['severity="page"']}
+""")
+    )
+    handlers = with_rules(
+        Handlers(state_dir=tmp_path, alerting=alerting),
+        rule("ChatbotErrors", "firing", [alert("/api/chat")]),
+    )
+    now = time.time()
+    handlers.notifier.send(
+        [
+            fire("ChatbotErrors", now - 60, route="/api/chat", severity="page"),
+            fire("ChatbotDown", now - 60, severity="critical"),
+        ],
+        now,
+    )
+    async with client_of(handlers) as client:
+        r = await client.get("/alerts")
+    row = re.search(r'<tr class="alert alert-firing">(.*?)</tr>', r.text, re.S)
+    assert row is not None
+    assert re.search(r'<span class="badge mute inhibited" title="inhibited by \w+">', row.group(1))
+    assert "badge mute silenced" not in row.group(1)

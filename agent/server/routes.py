@@ -12,7 +12,7 @@ Prometheus' spellings, so probes and tools written for it work unchanged:
                            setting changed that needs a restart (the rest is applied)
     GET  /api/v1/alerts    {"status": "success", "data": handlers.alerts_api()}
     GET  /api/v1/rules     {"status": "success", "data": handlers.rules_api()}
-    GET  /, /alerts, /rules, /graph, /config, /static/...
+    GET  /, /alerts, /rules, /graph, /silences, /config, /static/...
                            web pages for people (agent.server.pages), from handlers.status(),
                            rule_groups(), history(), query_range(), running_config()
     GET  /api/v2/silences, /api/v2/silence/{id}, /api/v2/alerts, /api/v2/alerts/groups,
@@ -45,7 +45,15 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from agent.notify.api import AlertmanagerAPI, APIError
 from agent.server.auth import BasicAuth
 from agent.server.handlers import ReloadStatus, ServerHandlers
-from agent.server.pages import alerts, graph, overview, rules, running_config, static
+from agent.server.pages import (
+    alerts,
+    graph,
+    overview,
+    rules,
+    running_config,
+    silences,
+    static,
+)
 from agent.server.pages.render import Page, Query, error_page
 
 log = logging.getLogger("chatwatch.server")
@@ -96,6 +104,7 @@ class App:
             "/alerts": (("GET", "HEAD"), True, self._page(alerts.page)),
             "/rules": (("GET", "HEAD"), True, self._page(rules.page)),
             "/graph": (("GET", "HEAD"), True, self._page(graph.page)),
+            "/silences": (("GET", "HEAD"), True, self._page(self._silences_page)),
             "/config": (("GET", "HEAD"), True, self._page(running_config.page)),
             # Alertmanager's API v2 (amtool, Grafana); /api/v2/silence/ takes an id after it
             "/api/v2/silences": (("GET", "HEAD", "POST"), True, self._am_silences),
@@ -219,6 +228,11 @@ class App:
             return _Response(page.status, page.headers(), page.body)
 
         return handler
+
+    def _silences_page(self, handlers: ServerHandlers, query: Query) -> Page:
+        """The page shows the form and Expire buttons only when writes are allowed (read
+        per request: a reload may switch them)."""
+        return silences.page(handlers, query, self.writes_allowed)
 
     async def _static_file(self, scope: Scope) -> _Response:
         page = self._static[scope["path"]]

@@ -1,4 +1,9 @@
-"""`/alerts`: every alerting rule with its state and its active alerts; filter by label."""
+"""`/alerts`: every alerting rule with its state and its active alerts; filter by label.
+
+Each alert is marked silenced or inhibited as Alertmanager's API v2 says
+(`status.silencedBy`, `status.inhibitedBy` of `GET /api/v2/alerts`), and has a
+"Silence" link: /silences with the form prefilled with its labels as matchers.
+"""
 
 from __future__ import annotations
 
@@ -75,6 +80,39 @@ def _unquote(raw: str) -> str:
     return raw
 
 
+@dataclass(frozen=True, slots=True)
+class Muted:
+    """What mutes an alert: silence ids, fingerprints of the inhibiting alerts."""
+
+    silenced_by: list[str]
+    inhibited_by: list[str]
+
+
+LabelKey = tuple[tuple[str, str], ...]
+
+
+def muted_alerts(handlers: ServerHandlers, now: float) -> dict[LabelKey, Muted]:
+    """The muted alerts of the notifier (the alerts it was sent: firing ones, routed), by
+    label set."""
+    out: dict[LabelKey, Muted] = {}
+    for a in handlers.alertmanager_api.get_alerts({}, now):
+        status = a["status"]
+        if status["silencedBy"] or status["inhibitedBy"]:
+            key = tuple(sorted(a["labels"].items()))
+            out[key] = Muted(status["silencedBy"], status["inhibitedBy"])
+    return out
+
+
+def silence_link(labels: dict[str, str]) -> str:
+    """/silences with a form whose matchers are `labels`, each `name="value"`."""
+    matchers = ", ".join(f'{name}="{_quote(value)}"' for name, value in sorted(labels.items()))
+    return "/silences?" + urllib.parse.urlencode({"filter": "{" + matchers + "}"}) + "#new"
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 @dataclass(slots=True)
 class RuleRows:
     """An alerting rule as the page lists it: the alerts that match the filter, and how
@@ -116,6 +154,8 @@ def page(handlers: ServerHandlers, query: Query) -> Page:
         if rows:
             shown.append((group, rows))
     _limit_rows([r for _, rows in shown for r in rows], text)
+    now = time.time()
+    muted = muted_alerts(handlers, now)
     return render(
         "alerts.html",
         "/alerts",
@@ -124,7 +164,9 @@ def page(handlers: ServerHandlers, query: Query) -> Page:
         rule_counts=counts,
         filter=text,
         filter_error=error,
-        now=time.time(),
+        muted=lambda labels: muted.get(tuple(sorted(labels.items()))),
+        silence_link=silence_link,
+        now=now,
     )
 
 

@@ -65,8 +65,7 @@ NAV = (
     ("/alerts", "Alerts"),
     ("/rules", "Rules"),
     ("/graph", "Graph"),
-    # SILENCES: the /silences page (list, create from an alert, expire) is not built yet;
-    # its entry goes here, between Graph and Config: ("/silences", "Silences"),
+    ("/silences", "Silences"),
     ("/config", "Config"),
 )
 """The navigation bar, in order."""
