@@ -88,7 +88,7 @@ def _demo(args: argparse.Namespace, workdir: Path) -> int:
         f"""
 chatwatch demo: open {base}/ in a browser
 
-  pages                  {base}/  /alerts  /rules  /graph  /config
+  pages                  {base}/  /alerts  /rules  /graph  /silences  /config
   a demo chatbot writes  {log}
     (about 20 lines/s; a bad spell of errors 1 minute in, then every 8 minutes)
   config                 {config_path}
