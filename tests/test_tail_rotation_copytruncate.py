@@ -96,3 +96,38 @@ async def test_copy_outside_the_globs_with_the_agent_caught_up(tmp_path: Path) -
         assert sorted(src.sink.numbers()) == list(range(3000)), src.sink.summary(3000)
     finally:
         await writer.close()
+
+
+async def test_copy_found_after_the_truncation_of_a_file_read_under_1kib(tmp_path: Path) -> None:
+    """The agent had read only a few lines of app.log (under 1 KiB, so its fingerprint
+    is shorter than a full head) when the file was copied and truncated, and it noticed
+    the truncation before it found the copy. The copy is read on from where reading had
+    stopped, not from its start (the tailing torture test once caught those first lines
+    handed on twice, under load)."""
+    log = tmp_path / "app.log"
+    staging = tmp_path / "rotating"  # outside the glob until it is renamed
+    cfg = source_config(f"{log}*")
+    writer = await Writer.start()
+    try:
+        await writer.do(f"open w {log}", "write w 0 7")
+        async with running_source(cfg, tmp_path / "cp.json") as src:
+            await src.sink.wait_for(7)
+            # The copy: the 7 lines read, plus 500 written to the original after the
+            # agent last read it (written straight into the copy, so the agent cannot
+            # see them in app.log first); then app.log is truncated and goes on.
+            await writer.do(
+                f"copy {log} {staging}",
+                f"open c {staging}",
+                "write c 7 500",
+                "close c",
+                "truncate w",
+                "write w 507 10",
+            )
+            await src.sink.wait_for(17)
+            assert src.metric("chatwatch_rotations_total", "app", "truncate") == 1
+            await writer.do(f"rename {staging} {log}.1")
+            await src.sink.wait_for(517)
+            await src.caught_up()
+        assert sorted(src.sink.numbers()) == list(range(517)), src.sink.summary(517)
+    finally:
+        await writer.close()

@@ -13,11 +13,6 @@ truncation or a delete, answered once the agent has handed on the lines that rot
 would destroy). Everything else - following renames, draining deleted and renamed files
 through their descriptors, detecting truncation even when the file has grown back past
 the old offset, finding unread lines in the copy - is the agent's job and is measured.
-
-Known: once in about a dozen runs with two pytest-xdist workers (never yet in a run of
-its own), the seven lines written right after a copytruncate (50040-50046 with the
-default seed) were handed on twice. Under investigation; `make test` runs one test at
-a time meanwhile.
 """
 
 from __future__ import annotations

@@ -27,7 +27,10 @@ How a `FileSource` works, in the order a reader meets it:
   held unread: once that original is truncated or closed, the copy continues from where
   reading of the copied content had got to (even if that was under 1 KiB); if the
   original still holds the content after `rotate_wait`, the copy is a plain duplicate
-  and only what is appended to it later is read. A new file under 1 KiB is new (its
+  and only what is appended to it later is read. When the truncation is noticed before
+  the copy is found, the copy is recognised by the old incarnation's fingerprint, which
+  is a prefix of the copy's head when less than 1 KiB of it had been read. A new file
+  under 1 KiB is new (its
   prefix is too short to tell a copy from a file that merely starts alike), so a copy of
   a file that is still under 1 KiB may be read again. A file that appears empty is
   identified once its first bytes arrive, so a copy being written is not mistaken for a
@@ -607,6 +610,20 @@ class FileSource:
                     and self._still_there(cp)
                     and self._continue_copy(f, size, cp)
                 ):
+                    return
+            # The original was truncated (noticed before its copy was found) when we had
+            # read less than 1 KiB of it: its fingerprint is a prefix of the copy's head.
+            short = [
+                cp
+                for cp in mine
+                if 0 < cp.head_len < FINGERPRINT_BYTES
+                and (cp.dev, cp.ino) != (f.dev, f.ino)
+                and not cps.is_live(name, cp.key)
+                and self._still_there(cp)
+            ]
+            short.sort(key=lambda cp: (cp.head_len, cp.offset), reverse=True)
+            for cp in short:
+                if self._continue_copy(f, size, cp, prefix=True):
                     return
             # A copy of a file still open, which may or may not be truncated next (or
             # was, unnoticed yet: compare with its head as read, too): wait.
