@@ -203,9 +203,11 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def running_alertmanager(config_text: str, workdir: Path) -> Iterator[str]:
-    """A real Alertmanager on 127.0.0.1 running `config_text`, until the block ends;
-    yields its URL."""
+def running_alertmanager(
+    config_text: str, workdir: Path, args: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """A real Alertmanager on 127.0.0.1 running `config_text` (with extra command-line
+    `args`, such as `--web.external-url=...`), until the block ends; yields its URL."""
     binary = shutil.which("prometheus-alertmanager") or require("alertmanager")
     port = free_port()
     config = workdir / "alertmanager.yml"
@@ -219,6 +221,7 @@ def running_alertmanager(config_text: str, workdir: Path) -> Iterator[str]:
                 f"--storage.path={workdir / 'am-data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--cluster.listen-address=",
+                *args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -291,7 +291,44 @@ def test_repeat_interval_resends_unchanged_group() -> None:
         t += 300
         d.ingest([a], t)
         sent += [t for _ in d.flush_due(t)]
-    assert sent == [T0 + 4 * 3600]
+    # Alertmanager's needsUpdate: the logged notification must be *more* than 4h old, so
+    # the tick exactly 4h after it is not yet a reminder; the next one is.
+    assert sent == [T0 + 4 * 3600 + 300]
+
+
+REMIND = """
+route:
+  {receiver: team, group_by: [alertname], group_wait: 0s, group_interval: 10s, repeat_interval: 10s}
+receivers: [{name: team, webhook_configs: [{url: "http://x"}]}]
+"""
+
+
+def test_repeat_interval_equal_to_group_interval_reminds_every_second_tick() -> None:
+    """alertmanager#676: the reminder clock starts when the notification is logged, after
+    delivery, so the tick one repeat_interval after a flush finds it not quite old enough."""
+    d = dispatcher(REMIND)
+    a = firing("X")
+    sent = []
+    for t in range(0, 61, 10):
+        d.ingest([a], T0 + t)
+        for n in d.flush_due(T0 + t):
+            sent.append(t)
+            d.delivered(n, T0 + t + 0.05)  # the receiver took 50 ms
+    assert sent == [0, 20, 40, 60]
+
+
+def test_delivery_of_a_superseded_notification_does_not_restart_the_reminder_clock() -> None:
+    d = dispatcher(REMIND)
+    a, b = firing("X", instance="a"), firing("X", instance="b")
+    d.ingest([a], T0)
+    (first,) = d.flush_due(T0)
+    d.ingest([a, b], T0 + 5)
+    (second,) = d.flush_due(T0 + 10)  # b is new; the receiver has not taken `first` yet
+    d.delivered(first, T0 + 19)  # a slow receiver
+    d.delivered(second, T0 + 10.5)
+    d.ingest([a, b], T0 + 20)
+    (reminder,) = d.flush_due(T0 + 21)  # counted from `second`'s delivery, not 19
+    assert reminder.alerts == second.alerts
 
 
 def test_resolved_sent_when_send_resolved_and_group_removed() -> None:
@@ -312,6 +349,58 @@ def test_resolved_sent_when_send_resolved_and_group_removed() -> None:
     for t in range(80, 400, 10):
         d.ingest([resolved(a, T0 + 20)], T0 + t)
         assert d.flush_due(T0 + t) == []
+
+
+RESEND = """
+route:
+  {receiver: team, group_by: [alertname], group_wait: 0s, group_interval: 10s, repeat_interval: 20s}
+receivers:
+  - name: team
+    webhook_configs: [{url: "http://loud"}, {url: "http://quiet", send_resolved: false}]
+"""
+
+
+def test_resolved_alert_reported_again_goes_back_into_its_group_as_in_alertmanager() -> None:
+    d = dispatcher(RESEND)
+    a, b = firing("X", instance="a"), firing("X", instance="b")
+    d.ingest([a, b], T0)
+    assert len(d.flush_due(T0)) == 2
+    d.ingest([resolved(a, T0 + 5)], T0 + 5)
+    # The partial resolve goes to the integration with send_resolved only.
+    assert summary(d.flush_due(T0 + 10)) == [
+        ("team/webhook[0]", "firing", [("X,a", "resolved"), ("X,b", "firing")]),
+    ]
+    assert d.flush_due(T0 + 20) == []
+    assert summary(d.flush_due(T0 + 30)) == [("team/webhook[1]", "firing", [("X,b", "firing")])]
+    # The rule engine re-reports the resolve (as Prometheus re-sends it for 15 min): it
+    # is back in the group, and the next reminder shows it as resolved.
+    d.ingest([resolved(a, T0 + 5)], T0 + 35)
+    assert summary(d.flush_due(T0 + 40)) == [
+        ("team/webhook[0]", "firing", [("X,a", "resolved"), ("X,b", "firing")]),
+    ]
+    # That flush took it out again: the next reminders hold b alone.
+    assert d.flush_due(T0 + 50) == []
+    assert summary(d.flush_due(T0 + 60)) == [("team/webhook[1]", "firing", [("X,b", "firing")])]
+    assert summary(d.flush_due(T0 + 70)) == [("team/webhook[0]", "firing", [("X,b", "firing")])]
+    # Reported again now, it is a resolve the last notification did not hold: Alertmanager's
+    # DedupStage sends it at once to whoever has send_resolved (and to nobody else).
+    d.ingest([resolved(a, T0 + 5)], T0 + 75)
+    assert summary(d.flush_due(T0 + 80)) == [
+        ("team/webhook[0]", "firing", [("X,a", "resolved"), ("X,b", "firing")]),
+    ]
+
+
+def test_alert_older_than_group_wait_flushes_a_waiting_group_at_once() -> None:
+    d = dispatcher(SIMPLE)
+    d.ingest([firing("X", instance="a")], T0)
+    assert d.next_deadline() == T0 + 30
+    d.ingest([firing("X", instance="a"), firing("X", starts=T0 - 3600, instance="b")], T0 + 5)
+    assert d.next_deadline() == T0 + 5
+    (n,) = d.flush_due(T0 + 5)
+    assert len(n.alerts) == 2
+    # Once the group has flushed, an old alert joining waits for group_interval.
+    d.ingest([firing("X", starts=T0 - 3600, instance="c")], T0 + 6)
+    assert d.next_deadline() == T0 + 5 + 300
 
 
 def test_resolve_between_flushes_of_unnotified_alert_sends_nothing() -> None:
@@ -371,7 +460,8 @@ def test_cooldown_does_not_delay_reminders_of_alert_that_stays_firing() -> None:
     for t in range(0, 3 * 3600 + 1, 10):
         d.ingest([a], T0 + t)
         sent += [t for _ in d.flush_due(T0 + t)]
-    assert sent == [0, 3600, 7200, 10800]  # repeat_interval governs
+    # repeat_interval governs: a reminder at the first tick *more* than 1h after the last
+    assert sent == [0, 3610, 7220]
 
 
 def test_cooldown_is_per_alert_labels() -> None:
@@ -404,6 +494,33 @@ def test_restored_state_sends_no_duplicate_and_keeps_pending_resolve() -> None:
     d2.ingest([resolved(a, T0 + 40)], T0 + 40)
     (n,) = d2.flush_due(T0 + 40)
     assert n.status == "resolved"
+
+
+def test_restore_keeps_the_delivery_time_and_reads_state_saved_without_it() -> None:
+    d = dispatcher(REMIND)
+    d.ingest([firing("X")], T0)
+    (n,) = d.flush_due(T0)
+    d.delivered(n, T0 + 4)
+    restored = dispatcher(REMIND)
+    restored.restore(d.to_json(), T0 + 5)
+    assert restored.flush_due(T0 + 13) == []  # logged at 4: not more than 10 s ago
+    assert len(restored.flush_due(T0 + 23)) == 1
+
+    # State saved before deliveries were logged has neither `decided_at` nor `flushed`:
+    # its entries count from the flush, and a notification still queued then is matched.
+    d = dispatcher(REMIND)
+    d.ingest([firing("X")], T0)
+    (n,) = d.flush_due(T0)
+    old = d.to_json()
+    for e in old["log"]:
+        del e["decided_at"]
+    for g in old["groups"]:
+        del g["flushed"]
+    restored = dispatcher(REMIND)
+    restored.restore(old, T0 + 5)
+    restored.delivered(Notification.from_json(n.to_json()), T0 + 4)
+    assert restored.flush_due(T0 + 13) == []
+    assert len(restored.flush_due(T0 + 23)) == 1
 
 
 def test_restore_after_route_change_reroutes_alerts() -> None:

@@ -405,9 +405,11 @@ def test_repeat_interval_re_pages_in_log_time(tmp_path: Path) -> None:
     lines = replay_cli(cfg, log, "--notifications")
     assert [(at, status) for at, receiver, status in sent(lines) if receiver == "pager"] == [
         ("2026-01-01T00:01:01Z", "firing"),
-        ("2026-01-01T00:11:01Z", "firing"),
-        ("2026-01-01T00:21:01Z", "firing"),
-        ("2026-01-01T00:31:01Z", "firing"),
+        # Reminders on the first group_interval tick *more* than 10m after the last one
+        # (Alertmanager's needsUpdate), so 11 minutes apart with group_interval 1m.
+        ("2026-01-01T00:12:01Z", "firing"),
+        ("2026-01-01T00:23:01Z", "firing"),
+        ("2026-01-01T00:34:01Z", "firing"),
         ("2026-01-01T00:36:01Z", "resolved"),
     ]
     assert [(at, status) for at, receiver, status in sent(lines) if receiver == "team-slack"] == [

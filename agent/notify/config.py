@@ -6,8 +6,9 @@ what they have. Differences, all documented in docs/notify.md:
 - `group_wait` defaults to 0s (Alertmanager: 30s): a sidecar exists to alert fast, and the
   rule engine already hands over whole evaluations at once. `group_interval` 5m and
   `repeat_interval` 4h are Alertmanager's.
-- Templates are not Go templates: messages are built by each integration from the alert
-  labels and the `summary`/`description` annotations.
+- Messages are Alertmanager's notification templates (`templates:` files of `{{ define }}`
+  blocks, Alertmanager's default.tmpl, agent/notify/template.py); a Slack config without
+  any of Alertmanager's attachment fields sends chatwatch's Block Kit message instead.
 - `alertmanagers:` forwards every alert to Alertmanager as Prometheus does (it is not part
   of the route tree), and `console_configs` logs notifications as JSON.
 
@@ -19,15 +20,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agent.notify.alertmanager.config import AlertmanagerTarget
 from agent.notify.common_config import TLSConfig
 from agent.notify.console.config import ConsoleConfig
+from agent.notify.discord.config import DiscordConfig
 from agent.notify.email.config import EmailConfig
 from agent.notify.inhibit import InhibitRuleConfig
 from agent.notify.matchers import Matcher, parse_matchers
+from agent.notify.msteams.config import MSTeamsConfig
+from agent.notify.msteamsv2.config import MSTeamsV2Config
+from agent.notify.pagerduty.config import PagerdutyConfig
 from agent.notify.slack.config import SlackConfig
+from agent.notify.telegram.config import TelegramConfig
+from agent.notify.template import TemplateError, TemplateSet
 from agent.notify.timeinterval import TimeIntervalsConfig
 from agent.notify.webhook.config import WebhookConfig
 from agent.support.configmodel import Duration, Model
@@ -43,6 +58,11 @@ class Receiver(Model):
     webhook_configs: list[WebhookConfig] = []
     email_configs: list[EmailConfig] = []
     console_configs: list[ConsoleConfig] = []
+    pagerduty_configs: list[PagerdutyConfig] = []
+    msteams_configs: list[MSTeamsConfig] = []
+    msteamsv2_configs: list[MSTeamsV2Config] = []
+    discord_configs: list[DiscordConfig] = []
+    telegram_configs: list[TelegramConfig] = []
 
 
 class RouteConfig(Model):
@@ -126,6 +146,10 @@ class AlertingConfig(Model):
     time_intervals: list[TimeIntervalsConfig] = []
     mute_time_intervals: list[TimeIntervalsConfig] = []
     """Alertmanager's deprecated name for `time_intervals` (same shape, same namespace)."""
+    templates: list[str] = []
+    """Files of `{{ define }}`d notification templates (globs, relative to the config's
+    folder), read after Alertmanager's default templates."""
+    _template_set: TemplateSet | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _references(self) -> AlertingConfig:
@@ -134,11 +158,78 @@ class AlertingConfig(Model):
             raise ValueError("; ".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _load_templates(self, info: ValidationInfo) -> AlertingConfig:
+        """Read the template files and check every templated field now, not at 3 a.m."""
+        base = (info.context or {}).get("base_dir")
+        try:
+            self._template_set = TemplateSet.load(self.templates, Path(base) if base else None)
+        except TemplateError as exc:
+            problems: list[tuple[tuple[str | int, ...], str]] = [(("templates",), str(exc))]
+        else:
+            problems = template_problems(self, self._template_set)
+        if problems:
+            raise ValidationError.from_exception_data(
+                "AlertingConfig",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", "{problem}", {"problem": p}),
+                        loc=loc,
+                        input=None,
+                    )
+                    for loc, p in problems
+                ],
+            )
+        return self
+
+    @property
+    def template_set(self) -> TemplateSet:
+        """The notification templates every integration renders with."""
+        if self._template_set is None:
+            self._template_set = TemplateSet.load(self.templates)
+        return self._template_set
+
     def receiver(self, name: str) -> Receiver:
         return next(r for r in self.receivers if r.name == name)
 
     def all_time_intervals(self) -> list[TimeIntervalsConfig]:
         return self.time_intervals + self.mute_time_intervals
+
+
+def template_problems(
+    cfg: AlertingConfig, templates: TemplateSet
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """(key path, problem) of every templated field of every receiver that cannot render:
+    `receivers[0].slack_configs[1].title`: `line 1, column 12: function 'tolower' not
+    defined`."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for i, r in enumerate(cfg.receivers):
+        for key in type(r).model_fields:
+            configs = getattr(r, key)
+            if not key.endswith("_configs") or not isinstance(configs, list):
+                continue
+            for j, c in enumerate(configs):
+                fields = getattr(c, "template_fields", None)
+                if fields is None:
+                    continue
+                for field, text in fields():
+                    try:
+                        templates.check(text)
+                    except TemplateError as exc:
+                        loc = ("receivers", i, key, j, *_key_path(field))
+                        problems.append((loc, str(exc)))
+    return problems
+
+
+def _key_path(text: str) -> tuple[str | int, ...]:
+    """`fields[0].title` as ("fields", 0, "title")."""
+    out: list[str | int] = []
+    for part in text.split("."):
+        name, _, index = part.partition("[")
+        out.append(name)
+        if index:
+            out.append(int(index.rstrip("]")))
+    return tuple(out)
 
 
 def alerting_problems(cfg: AlertingConfig) -> list[str]:

@@ -5,19 +5,24 @@ alerts and an explicit `now`, and returns `Notification`s; it never reads the cl
 sleeps or does I/O, so every timing rule is tested with plain numbers.
 
 - Each alert is routed (route.py); per matching route it joins the aggregation group of
-  its `group_by` labels. A new group flushes after `group_wait` (at once if the alert
-  started longer ago than that), then every `group_interval`.
+  its `group_by` labels. A new group flushes after `group_wait`, then every
+  `group_interval`; an alert that started more than `group_wait` ago flushes a group that
+  has not flushed yet at once (aggrGroup.insert).
 - On a flush, each integration of the receiver gets a notification when something changed
   since the last one it got (a new firing alert, or a resolve when `send_resolved`), or
-  when `repeat_interval` has passed (Alertmanager's needsUpdate). What was decided is
-  recorded at once (the notification log), so a receiver that is down is not re-sent the
-  same change on every tick: its queue owns delivery from then on.
+  when more than `repeat_interval` has passed since that one was delivered (Alertmanager's
+  needsUpdate, from the notification log entry written after delivery; `delivered`). What
+  was decided is recorded at once, so a receiver that is down is not re-sent the same
+  change on every tick: its queue owns delivery from then on. Firing and resolved alerts
+  are both recorded, with or without `send_resolved`, which only decides what is sent.
 - `cooldown` (chatwatch): after a firing notification for an alert, the same alert (same
   labels) that resolves and fires again is held back (neither firing nor resolved is sent)
   until the cooldown has passed; it then goes out on the next group flush if still firing.
 - A firing alert the rule engine stops reporting resolves after `resolve_timeout`, as
   Alertmanager resolves alerts whose endsAt passed. Resolved alerts leave the group after
-  the flush that saw them; a group with no alerts left is removed.
+  the flush that saw them; a group with no alerts left is removed. A resolved alert the
+  rule engine reports again (it does for 15 min, as Prometheus re-sends them) goes back
+  into its group and is in the group's next notification, as in Alertmanager.
 - Time intervals (timeinterval.py): a group whose route is muted by time (in one of its
   `mute_time_intervals`, or outside all its `active_time_intervals`) is not flushed at
   all; its next flush moves to the next moment that may end the interval (at most an hour
@@ -99,6 +104,9 @@ class Group:
     """Fingerprints the mute stage left out of the last flush."""
     held: bool = False
     """Its route was muted by time at the last flush: `next_flush` is where that may end."""
+    flushed: bool = False
+    """Its timer went off at least once (Alertmanager's hasFlushed): from then on new
+    alerts wait for the next group_interval tick, however old they are."""
 
 
 @dataclass(slots=True)
@@ -108,6 +116,11 @@ class LogEntry:
     firing: set[str]
     resolved: set[str]
     ts: float
+    """When it was logged, which repeat_interval counts from. Alertmanager logs after
+    the receiver accepted the notification, so `delivered` moves this to the delivery;
+    until then (and for an integration that had nothing to send) it is the flush."""
+    decided_at: float = 0.0
+    """The flush that wrote it: `created_at` of the notification whose delivery counts."""
 
 
 def needs_update(
@@ -128,7 +141,9 @@ def needs_update(
         return bool(entry.firing)
     if send_resolved and not resolved <= entry.resolved:
         return True
-    return now - entry.ts >= repeat
+    # Strictly before, from the logged (delivered) notification: with repeat_interval
+    # equal to group_interval, a reminder goes out every second tick (alertmanager#676).
+    return entry.ts < now - repeat
 
 
 class Dispatcher:
@@ -170,23 +185,27 @@ class Dispatcher:
         labels = route.group_labels(alert.labels)
         gid = f"{route.id}:{label_set_string(labels)}"
         group = self.groups.get(gid)
-        # A resolved alert this group does not hold (the rule engine re-sends resolved
-        # alerts for 15 min) is only worth keeping if some integration was told it fires.
-        unknown = group is None or fp not in group.alerts
-        if alert.ends_at is not None and unknown and not self._told_firing(gid, route.receiver, fp):
-            return False
+        # Alertmanager's aggrGroup.insert: an alert that started more than group_wait ago
+        # flushes a group that has not flushed yet at once.
+        overdue = alert.starts_at + route.group_wait < now
+        created = group is None
         if group is None:
-            wait = route.group_wait
-            first = max(now, min(now + wait, alert.starts_at + wait))
+            # A resolved alert with no group to go back to (the rule engine re-reports
+            # resolved alerts for 15 min) would make a group whose flush sends nothing
+            # (needsUpdate: nothing fires) unless an integration was told it fires.
+            if alert.ends_at is not None and not self._told_firing(gid, route.receiver):
+                return False
             group = Group(
                 gid,
                 f"{route.key}:{label_set_string(labels)}",
                 route.id,
                 route.receiver,
                 labels,
-                next_flush=first,
+                next_flush=now if overdue else now + route.group_wait,
             )
             self.groups[gid] = group
+        elif overdue and not group.flushed:
+            group.next_flush = min(group.next_flush, now)
         old = group.alerts.get(fp)
         starts_at = alert.starts_at
         if old is not None and not old.resolved(now) and alert.ends_at is None:
@@ -202,17 +221,22 @@ class Dispatcher:
             fingerprint=fp,
             updated_at=now,
         )
+        # A resolved alert goes (back) into its group, as each re-send does in
+        # Alertmanager: the next notification of the group shows it as resolved.
         group.alerts[fp] = new
         # Annotations (often `{{ $value }}`) and end times change on every evaluation
-        # and are re-reported anyway; only a new alert or a resolve is worth a save.
-        return old is None or old.resolved(now) != new.resolved(now)
+        # and are re-reported anyway, and so are resolved alerts for 15 min: only a new
+        # group, a new firing alert or a resolve is worth a save.
+        if old is None:
+            return created or not new.resolved(now)
+        return old.resolved(now) != new.resolved(now)
 
-    def _told_firing(self, gid: str, receiver: str, fp: str) -> bool:
-        for spec in self.integrations.get(receiver, []):
-            entry = self.log.get((gid, spec.name))
-            if entry is not None and fp in entry.firing:
-                return True
-        return False
+    def _told_firing(self, gid: str, receiver: str) -> bool:
+        """Some integration of `receiver` was last told of firing alerts in group `gid`."""
+        return any(
+            (entry := self.log.get((gid, spec.name))) is not None and entry.firing
+            for spec in self.integrations.get(receiver, [])
+        )
 
     # -- timers --------------------------------------------------------------------------
 
@@ -226,6 +250,7 @@ class Dispatcher:
             if route is None:
                 del self.groups[group.id]
                 continue
+            group.flushed = True
             group.held = route.time_muted(now)
             if group.held:
                 # Held, alerts and resolves alike, without touching the notification
@@ -309,7 +334,7 @@ class Dispatcher:
                 self.log.get(key), firing, resolved, spec.send_resolved, route.repeat_interval, now
             ):
                 continue
-            self.log[key] = LogEntry(set(firing), set(resolved), now)
+            self.log[key] = LogEntry(set(firing), set(resolved), now, decided_at=now)
             wanted = firing | resolved if spec.send_resolved else firing
             alerts = [a.notified(now) for a in ordered if a.fingerprint in wanted]
             if not alerts:
@@ -323,6 +348,7 @@ class Dispatcher:
                     alerts=alerts,
                     external_url=self.external_url,
                     created_at=now,
+                    group_id=group.id,
                 )
             )
         if any(n.firing for n in out):
@@ -330,9 +356,20 @@ class Dispatcher:
                 cooldown = group.alerts[fp].cooldown
                 if cooldown > 0:
                     self.cooldown_until[(group.id, fp)] = now + cooldown
+        # Resolved alerts leave the group (aggrGroup.flush deletes those resolved and not
+        # updated since the flush; a flush here is one step, so that is all of them). A
+        # re-report after this puts one back in, as a re-send does in Alertmanager.
         for fp in [fp for fp, a in group.alerts.items() if a.resolved(now)]:
             del group.alerts[fp]
         return out
+
+    def delivered(self, notification: Notification, at: float) -> None:
+        """The receiver accepted `notification` at `at`: log it then, as Alertmanager's
+        SetNotifiesStage does after a successful send, so that repeat_interval counts
+        from the delivery. A notification a later flush has superseded changes nothing."""
+        entry = self.log.get((notification.group_id, notification.integration))
+        if entry is not None and entry.decided_at == notification.created_at:
+            entry.ts = max(entry.ts, at)
 
     def _expire_cooldowns(self, now: float) -> None:
         for key in [k for k, until in self.cooldown_until.items() if until <= now]:
@@ -353,6 +390,7 @@ class Dispatcher:
                     "alerts": [_alert_json(a) for a in g.alerts.values()],
                     "muted": sorted(g.muted),
                     "held": g.held,
+                    "flushed": g.flushed,
                 }
                 for g in self.groups.values()
             ],
@@ -363,6 +401,7 @@ class Dispatcher:
                     "firing": sorted(e.firing),
                     "resolved": sorted(e.resolved),
                     "ts": e.ts,
+                    "decided_at": e.decided_at,
                 }
                 for (gid, name), e in self.log.items()
             ],
@@ -379,8 +418,9 @@ class Dispatcher:
         config changed) join their new groups, keeping their start and end times.
         """
         for e in data.get("log", []):
+            ts = float(e["ts"])  # state written before delivery was logged: decided then
             self.log[(e["group"], e["integration"])] = LogEntry(
-                set(e["firing"]), set(e["resolved"]), float(e["ts"])
+                set(e["firing"]), set(e["resolved"]), ts, float(e.get("decided_at", ts))
             )
         for c in data.get("cooldown", []):
             self.cooldown_until[(c["group"], c["fingerprint"])] = float(c["until"])
@@ -404,6 +444,7 @@ class Dispatcher:
                 labels=g["labels"],
                 next_flush=float(g["next_flush"]),
                 muted=set(g.get("muted", [])),
+                flushed=bool(g.get("flushed", True)),
             )
             if g.get("held") and not route.time_muted(now):
                 # Held by time intervals the new config no longer has (or not now).

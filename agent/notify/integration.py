@@ -10,11 +10,11 @@ from __future__ import annotations
 import email.utils
 import ssl
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
-from agent.notify.common_config import TLSConfig
+from agent.notify.common_config import HTTPConfig, TLSConfig
 from agent.notify.notification import Notification
 
 
@@ -54,21 +54,58 @@ def redact(text: str, secrets: list[str]) -> str:
 
 def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.cert_file and tls.key_file:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
     if tls.insecure_skip_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
 
 
-def http_client(timeout: float, tls: TLSConfig | None = None) -> httpx.AsyncClient:
-    """One client per integration: connection reuse, and a timeout on every phase."""
+class _ServerNameClient(httpx.AsyncClient):
+    """A client that checks the server's certificate for `tls_config.server_name`."""
+
+    def __init__(self, server_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._server_name = server_name
+
+    def build_request(self, *args: Any, **kwargs: Any) -> httpx.Request:
+        extensions = dict(kwargs.pop("extensions", None) or {})
+        extensions.setdefault("sni_hostname", self._server_name)
+        return super().build_request(*args, extensions=extensions, **kwargs)
+
+
+def http_client(
+    timeout: float, tls: TLSConfig | None = None, http_config: HTTPConfig | None = None
+) -> httpx.AsyncClient:
+    """One client per integration: connection reuse, and a timeout on every phase.
+
+    With `http_config` (Alertmanager's per-receiver HTTP client settings): its TLS, its
+    credentials on every request (httpx drops them on a redirect to another origin), its
+    proxy and its redirect policy. Without it, redirects are not followed."""
+    if http_config is not None:
+        tls = http_config.tls_config
     verify: ssl.SSLContext | bool = ssl_context(tls) if tls is not None else True
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout),
-        verify=verify,
-        follow_redirects=False,
-        headers={"User-Agent": "chatwatch"},
-    )
+    headers = {"User-Agent": "chatwatch"}
+    kwargs: dict[str, Any] = {
+        "timeout": httpx.Timeout(timeout),
+        "verify": verify,
+        "follow_redirects": False,
+        "headers": headers,
+    }
+    if http_config is not None:
+        kwargs["follow_redirects"] = http_config.follow_redirects
+        header = http_config.auth_header()
+        if header is not None:
+            headers["Authorization"] = header
+        if http_config.basic_auth is not None:
+            basic = http_config.basic_auth
+            kwargs["auth"] = httpx.BasicAuth(basic.username, basic.password.get_secret_value())
+        if http_config.proxy_url:
+            kwargs["proxy"] = http_config.proxy_url
+    if tls is not None and tls.server_name:
+        return _ServerNameClient(tls.server_name, **kwargs)
+    return httpx.AsyncClient(**kwargs)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

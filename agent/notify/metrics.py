@@ -33,6 +33,12 @@ class NotifyMetrics:
         )
         for reason in ("inhibition", "silence"):  # shown from the start, so rate() works
             self.suppressed.inc((reason,), 0.0)
+        self.template_errors = stats.counter(
+            "chatwatch_notification_template_errors_total",
+            "Notification template fields that failed to render at send time (the message "
+            "was sent with an error line), by receiver and integration.",
+            ("receiver", "integration"),
+        )
         self.silences = stats.gauge(
             "chatwatch_silences", "Silences by state: active, pending, expired.", ("state",)
         )

@@ -95,6 +95,8 @@ class Notification:
     external_url: str
     created_at: float
     """When the dispatcher decided to send it; latency is measured from here."""
+    group_id: str = ""
+    """The dispatcher's aggregation group (`Group.id`): where its delivery is logged."""
     seq: int = 0
     attempts: int = 0
     extra: dict[str, Any] = field(default_factory=dict)

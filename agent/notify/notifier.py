@@ -30,19 +30,29 @@ from agent.notify.alertmanager.alertmanager import Alertmanager
 from agent.notify.alertmanager.forward import Forwarder
 from agent.notify.config import AlertingConfig
 from agent.notify.console.console import Console
+from agent.notify.discord.discord import Discord
 from agent.notify.dispatcher import Dispatcher, IntegrationSpec
 from agent.notify.email.email import Email
 from agent.notify.inhibit import Inhibitor, InhibitRule
 from agent.notify.integration import Integration
 from agent.notify.metrics import NotifyMetrics
+from agent.notify.msteams.msteams import MSTeams
+from agent.notify.msteamsv2.msteamsv2 import MSTeamsV2
 from agent.notify.mute import MuteStage
-from agent.notify.notification import Notification
+from agent.notify.notification import (
+    Notification,
+    NotifiedAlert,
+    fingerprint,
+    label_set_string,
+)
+from agent.notify.pagerduty.pagerduty import Pagerduty
 from agent.notify.persistence import FILENAME, StateFile
 from agent.notify.queue import DeliveryQueue
 from agent.notify.route import build_route
 from agent.notify.silences import FILENAME as SILENCES_FILENAME
 from agent.notify.silences import Silence, SilenceFile, Silences
 from agent.notify.slack.slack import Slack
+from agent.notify.telegram.telegram import Telegram
 from agent.notify.timeinterval import NamedIntervals
 from agent.notify.webhook.webhook import Webhook
 from agent.support.atomicfile import write_failures
@@ -67,10 +77,16 @@ SILENCE_GC_INTERVAL = 900.0
 def build_integrations(cfg: AlertingConfig) -> list[Integration]:
     out: list[Integration] = []
     for r in cfg.receivers:
-        out += [Slack(r.name, i, c) for i, c in enumerate(r.slack_configs)]
+        out += [Slack(r.name, i, c, cfg.template_set) for i, c in enumerate(r.slack_configs)]
         out += [Webhook(r.name, i, c) for i, c in enumerate(r.webhook_configs)]
-        out += [Email(r.name, i, c) for i, c in enumerate(r.email_configs)]
+        out += [Email(r.name, i, c, cfg.template_set) for i, c in enumerate(r.email_configs)]
         out += [Console(r.name, i, c) for i, c in enumerate(r.console_configs)]
+        templates = cfg.template_set
+        out += [Pagerduty(r.name, i, c, templates) for i, c in enumerate(r.pagerduty_configs)]
+        out += [MSTeams(r.name, i, c, templates) for i, c in enumerate(r.msteams_configs)]
+        out += [MSTeamsV2(r.name, i, c, templates) for i, c in enumerate(r.msteamsv2_configs)]
+        out += [Discord(r.name, i, c, templates) for i, c in enumerate(r.discord_configs)]
+        out += [Telegram(r.name, i, c, templates) for i, c in enumerate(r.telegram_configs)]
     out += [Alertmanager(i, c) for i, c in enumerate(cfg.alertmanagers)]
     return out
 
@@ -109,6 +125,7 @@ class Notifier:
         self._next_silence_gc = 0.0
         self.mute = MuteStage(self.silences)
         self.dispatcher = self._dispatcher(cfg)
+        cfg.template_set.on_error = self._template_error
         self.forwarder = Forwarder(cfg.resend_delay)
         self._set_integrations(build_integrations(cfg))
         if checkpoint is None:
@@ -211,6 +228,7 @@ class Notifier:
         self.cfg = cfg
         self.dispatcher = self._dispatcher(cfg)
         self.dispatcher.restore(state, now)
+        cfg.template_set.on_error = self._template_error
         if cfg.resend_delay != self.forwarder.resend_delay:
             self.forwarder.resend_delay = cfg.resend_delay
         self._set_integrations(build_integrations(cfg))
@@ -293,7 +311,9 @@ class Notifier:
         for name, integration in wanted.items():
             queue = self.queues.get(name)
             if queue is None:
-                queue = DeliveryQueue(integration, self.cfg.delivery, self.metrics, self._changed)
+                queue = DeliveryQueue(
+                    integration, self.cfg.delivery, self.metrics, self._changed, self._delivered
+                )
                 self.queues[name] = queue
                 if self._running:
                     self._start(name, queue)
@@ -327,6 +347,20 @@ class Notifier:
     def _changed(self) -> None:
         self._dirty = True
         self._wake.set()
+
+    def _delivered(self, notification: Notification, at: float) -> None:
+        self.dispatcher.delivered(notification, at)
+
+    def _template_error(self, integration: str, field: str, error: str) -> None:
+        """A notification template failed at send time: the message goes out with an error
+        line (the integration adds it); this logs it and counts it."""
+        receiver = integration.split("/", 1)[0]
+        kind = integration.split("/", 1)[-1].split("[", 1)[0]
+        self.metrics.template_errors.inc((receiver, kind))
+        log.warning(
+            "notification template failed; sent with an error line instead",
+            extra={"integration": integration, "field": field, "error": error},
+        )
 
     def _update_queue_gauge(self) -> None:
         lengths: dict[str, int] = {}
@@ -435,6 +469,11 @@ def build_integrations_for(receiver: str, cfg: AlertingConfig) -> list[Integrati
         ("webhook", r.webhook_configs),
         ("email", r.email_configs),
         ("console", r.console_configs),
+        ("pagerduty", r.pagerduty_configs),
+        ("msteams", r.msteams_configs),
+        ("msteamsv2", r.msteamsv2_configs),
+        ("discord", r.discord_configs),
+        ("telegram", r.telegram_configs),
     ):
         out += [
             IntegrationSpec(f"{receiver}/{kind}[{i}]", c.send_resolved)

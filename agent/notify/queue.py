@@ -51,11 +51,15 @@ class DeliveryQueue:
         policy: DeliveryConfig,
         metrics: NotifyMetrics,
         on_change: Callable[[], None],
+        on_delivered: Callable[[Notification, float], None] | None = None,
     ) -> None:
         self.integration = integration
         self.policy = policy
         self.metrics = metrics
         self.on_change = on_change
+        self.on_delivered = on_delivered
+        """Told of each notification the receiver accepted, and when (the notification
+        log's timestamp, which repeat_interval counts from)."""
         self.items: deque[Notification] = deque()
         self._ready = asyncio.Event()
         self._not_before = 0.0
@@ -119,6 +123,8 @@ class DeliveryQueue:
         self.metrics.attempts.inc((integration.receiver, integration.kind))
         if err is None:
             self._failures = 0
+            if self.on_delivered is not None:
+                self.on_delivered(n, time.time())
             self._pop(n)
             self.metrics.latency.observe(
                 (integration.receiver, integration.kind), max(0.0, time.time() - n.created_at)

@@ -25,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "format_float",
+    "go_duration_string",
     "go_float",
     "go_float_g",
     "go_print",
@@ -32,6 +33,7 @@ __all__ = [
     "go_sprint",
     "go_sprintf",
     "go_sprintln",
+    "go_time_format",
     "go_time_string",
     "go_type",
     "parse_rfc3339",
@@ -139,6 +141,113 @@ def go_time_string(t: datetime.datetime) -> str:
     return base + " +0000 UTC"
 
 
+_LAYOUT_TOKENS = re.compile(
+    r"January|Jan|Monday|Mon|MST|2006|002|01|02|03|04|05|06|15|__2|_2|1|2|3|4|5|PM|pm"
+    r"|-07:00:00|-070000|-07:00|-0700|-07|Z07:00:00|Z070000|Z07:00|Z0700|Z07"
+    r"|[.,](?:0+|9+)(?![0-9])"
+)
+
+
+def _offset(t: datetime.datetime, z: bool, colon: bool, seconds: bool, hours_only: bool) -> str:
+    delta = t.utcoffset() or datetime.timedelta(0)
+    total = int(delta.total_seconds())
+    if z and total == 0:
+        return "Z"
+    sign = "-" if total < 0 else "+"
+    total = abs(total)
+    hh, mm, ss = total // 3600, total // 60 % 60, total % 60
+    sep = ":" if colon else ""
+    out = f"{sign}{hh:02d}"
+    if not hours_only:
+        out += f"{sep}{mm:02d}"
+    if seconds:
+        out += f"{sep}{ss:02d}"
+    return out
+
+
+def go_time_format(t: datetime.datetime, layout: str) -> str:
+    """Go's time.Time.Format: `layout` is written for Go's reference time
+    `Mon Jan 2 15:04:05 MST 2006`; `t` must be aware (its zone is printed)."""
+
+    def chunk(m: re.Match[str]) -> str:
+        tok = m.group(0)
+        if tok[0] in ".," and len(tok) > 1:
+            digits = f"{t.microsecond:06d}000"[: len(tok) - 1]
+            if tok[1] == "9":
+                digits = digits.rstrip("0")
+                return (tok[0] + digits) if digits else ""
+            return tok[0] + digits
+        hour12 = t.hour % 12 or 12
+        simple = {
+            "January": t.strftime("%B"),
+            "Jan": t.strftime("%b"),
+            "Monday": t.strftime("%A"),
+            "Mon": t.strftime("%a"),
+            "MST": t.tzname() or _offset(t, False, False, False, False),
+            "2006": f"{t.year:04d}",
+            "06": f"{t.year % 100:02d}",
+            "002": f"{t.timetuple().tm_yday:03d}",
+            "01": f"{t.month:02d}",
+            "1": str(t.month),
+            "02": f"{t.day:02d}",
+            "_2": f"{t.day:2d}",
+            "__2": f"{t.timetuple().tm_yday:3d}",
+            "2": str(t.day),
+            "15": f"{t.hour:02d}",
+            "03": f"{hour12:02d}",
+            "3": str(hour12),
+            "04": f"{t.minute:02d}",
+            "4": str(t.minute),
+            "05": f"{t.second:02d}",
+            "5": str(t.second),
+            "PM": "PM" if t.hour >= 12 else "AM",
+            "pm": "pm" if t.hour >= 12 else "am",
+        }
+        if tok in simple:
+            return simple[tok]
+        z = tok.startswith("Z")
+        body = tok[1:]
+        return _offset(
+            t,
+            z,
+            colon=":" in body,
+            seconds=body.replace(":", "") == "070000",
+            hours_only=body == "07",
+        )
+
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.UTC)
+    return _LAYOUT_TOKENS.sub(chunk, layout)
+
+
+def go_duration_string(ns: int) -> str:
+    """Go's time.Duration.String(): `1h2m3.5s`, `1.5ms`, `0s`."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    u = abs(ns)
+    if u < 1_000_000_000:
+        for unit, size in (("ns", 1), ("µs", 1_000), ("ms", 1_000_000)):
+            if u < size * 1000:
+                return sign + _frac(u, size) + unit
+    hours, rest = divmod(u, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    out = _frac(rest, 1_000_000_000) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{out}"
+    if minutes:
+        return f"{sign}{minutes}m{out}"
+    return sign + out
+
+
+def _frac(v: int, size: int) -> str:
+    whole, part = divmod(v, size)
+    if not part:
+        return str(whole)
+    digits = len(str(size)) - 1
+    return f"{whole}." + f"{part:0{digits}d}".rstrip("0")
+
+
 def rfc3339(ts: float | None) -> str:
     """A Unix time as Go's JSON encodes a time.Time (RFC 3339 in UTC, fractional seconds
     to the microsecond with trailing zeros trimmed); None or not finite is Go's zero time."""
@@ -175,14 +284,18 @@ def go_print(value: Any) -> str:
     """Go's `%v`: `map[a:1 b:2]`, `[1 2]`, `<nil>`, floats as go_float."""
     if value is None:
         return "<nil>"
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    custom = getattr(value, "go_string", None)
+    if custom is not None:  # Go's String method (a time.Duration, a template.KV)
+        text: str = custom()
+        return text
     if isinstance(value, int):
         return str(int(value))
     if isinstance(value, float):
         return go_float(value)
-    if isinstance(value, str):
-        return value
     if isinstance(value, Mapping):
         return "map[" + " ".join(f"{k}:{go_print(value[k])}" for k in sorted(value)) + "]"
     if isinstance(value, list | tuple):

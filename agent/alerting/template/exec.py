@@ -1,4 +1,5 @@
-"""Alert label and annotation templates: the subset of Go text/template Prometheus offers.
+"""Rendering templates: Prometheus' alert templates, and the engine under Alertmanager's
+notification templates (agent/notify/template.py).
 
 Rule authors paste annotations written for Prometheus, so the syntax and the output must
 be Prometheus' own: `{{ $labels.route }}`, `{{ .Value }}`, pipelines such as
@@ -11,15 +12,19 @@ Templates are parsed when rules load (parse.py), and everything certain to fail 
 does, calling the functions of funcs.py. What can only fail with real data
 (`humanize "abc"`) renders, as in Prometheus, as `<error expanding template: ...>`
 instead of an empty message.
+
+`Exec` is the interpreter, shared by both dialects: notification templates give it their
+functions, their `{{ define }}`d templates and their data, whose values answer field and
+method lookups through `GoValue.go_get` (Go's reflection, in the few shapes they need).
 """
 
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from agent.alerting.template.funcs import FUNCS, MISSING, GoInt, truth
+from agent.alerting.template.funcs import FUNCS, MISSING, Func, GoInt, GoValue, SafeHTML, truth
 from agent.alerting.template.parse import (
     DATA_FIELDS,
     Action,
@@ -28,13 +33,18 @@ from agent.alerting.template.parse import (
     Node,
     ParseError,
     Pipe,
+    TemplateCall,
     Term,
     Text,
     parse,
 )
 from agent.support.goformat import go_print, go_type
 
-__all__ = ["Template", "TemplateError"]
+__all__ = ["Exec", "Template", "TemplateError"]
+
+MAX_DEPTH = 100
+"""Nested `{{ template }}` calls before rendering stops (Go allows 100000; a template
+that calls itself is a mistake long before that)."""
 
 
 class TemplateError(ValueError):
@@ -61,29 +71,64 @@ class _AlertData:
         return "{" + " ".join(go_print(p) for p in parts) + "}"
 
 
-class _Exec:
-    def __init__(self, data: _AlertData) -> None:
-        self.data = data
-        self.vars: list[dict[str, Any]] = [
-            {
-                "$": data,
-                "$labels": data.Labels,
-                "$externalLabels": data.ExternalLabels,
-                "$externalURL": data.ExternalURL,
-                "$value": data.Value,
-            }
-        ]
+class Exec:
+    """One rendering: the variables in scope, the functions and the defined templates.
+
+    `escape`, when given, is applied to what every `{{ action }}` prints (html/template's
+    escaping of interpolated values), except to a `safeHtml` value; it is given the output
+    so far, to see the context (an `href="` just before); `text_filter` to the
+    template's own text (html/template drops HTML comments there). `data_funcs` are
+    functions whose result comes from the rendering itself (`externalURL`, `since`).
+    """
+
+    def __init__(
+        self,
+        variables: dict[str, Any],
+        funcs: Mapping[str, Func] = FUNCS,
+        defines: Mapping[str, list[Node]] | None = None,
+        data_funcs: Mapping[str, Callable[..., Any]] | None = None,
+        escape: Callable[[str, list[str]], str] | None = None,
+        text_filter: Callable[[str], str] | None = None,
+    ) -> None:
+        self.vars: list[dict[str, Any]] = [variables]
+        self.text_filter = text_filter
+        self.funcs = funcs
+        self.defines = defines or {}
+        self.data_funcs = data_funcs or {}
+        self.escape = escape
+        self.depth = 0
 
     def run(self, nodes: list[Node], dot: Any, out: list[str]) -> None:
         for node in nodes:
             if isinstance(node, Text):
-                out.append(node.text)
+                out.append(node.text if self.text_filter is None else self.text_filter(node.text))
             elif isinstance(node, Action):
                 value = self.pipe(node.pipe, dot)
                 if not node.pipe.decl:
-                    out.append(go_print(value))
+                    text = go_print(value)
+                    if self.escape is not None and not isinstance(value, SafeHTML):
+                        text = self.escape(text, out)
+                    out.append(text)
+            elif isinstance(node, TemplateCall):
+                self.call_template(node, dot, out)
             else:
                 self.control(node, dot, out)
+
+    def call_template(self, node: TemplateCall, dot: Any, out: list[str]) -> None:
+        body = self.defines.get(node.name)
+        if body is None:
+            raise TemplateError(f'template "{node.name}" not defined')
+        value = self.pipe(node.pipe, dot) if node.pipe is not None else None
+        if self.depth >= MAX_DEPTH:
+            raise TemplateError(f'exceeded maximum template depth ({MAX_DEPTH}) in "{node.name}"')
+        saved = self.vars
+        self.vars = [{"$": value}]
+        self.depth += 1
+        try:
+            self.run(body, value, out)
+        finally:
+            self.vars = saved
+            self.depth -= 1
 
     def control(self, node: Control, dot: Any, out: list[str]) -> None:
         self.vars.append({})
@@ -142,14 +187,24 @@ class _Exec:
 
     def command(self, cmd: Command, dot: Any, final: Any, piped: bool) -> Any:
         first = cmd.args[0]
-        if first.kind != "func":
-            return self.term(first, dot)
-        name = first.name
-        if name == "externalURL":
-            return self.data.ExternalURL
-        if name == "pathPrefix":
-            return urllib.parse.urlsplit(self.data.ExternalURL).path
         arg_terms = cmd.args[1:]
+        if first.kind != "func":
+            if len(cmd.args) == 1 and not piped:
+                return self.term(first, dot)
+            # a method called with arguments: `.CommonLabels.Remove .GroupLabels.Names`
+            args = [self.term(t, dot) for t in arg_terms]
+            if piped:
+                args.append(final)
+            return self.term(first, dot, args)
+        name = first.name
+        if name in self.data_funcs:
+            args = [self.term(t, dot) for t in arg_terms]
+            if piped:
+                args.append(final)
+            try:
+                return self.data_funcs[name](*args)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise TemplateError(f"error calling {name}: {exc}") from None
         if name in ("and", "or"):
             # Go 1.18+ stops at the first argument that decides the result
             result: Any = MISSING
@@ -161,29 +216,31 @@ class _Exec:
         args = [self.term(t, dot) for t in arg_terms]
         if piped:
             args.append(final)
-        return _call(name, args)
+        return _call(self.funcs, name, args)
 
-    def term(self, term: Term, dot: Any) -> Any:
+    def term(self, term: Term, dot: Any, args: list[Any] | None = None) -> Any:
+        if args is not None and not term.chain:
+            raise TemplateError(f"can't give argument to non-function {go_print(term.value)}")
         if term.kind == "literal":
             return term.value
         if term.kind == "dot":
             return dot
         if term.kind == "field":
-            return _fields(dot, term.chain)
+            return _fields(dot, term.chain, args)
         if term.kind == "var":
             for scope in reversed(self.vars):
                 if term.name in scope:
-                    return _fields(scope[term.name], term.chain)
+                    return _fields(scope[term.name], term.chain, args)
             raise TemplateError(f"undefined variable {term.name}")
         if term.kind == "func":
             return self.command(Command([term]), dot, MISSING, False)
         assert term.pipe is not None
-        return _fields(self.pipe(term.pipe, dot), term.chain)
+        return _fields(self.pipe(term.pipe, dot), term.chain, args)
 
 
-def _call(name: str, args: list[Any]) -> Any:
+def _call(funcs: Mapping[str, Func], name: str, args: list[Any]) -> Any:
     """Call template function `name` with evaluated arguments, with Go's type checks."""
-    fn = FUNCS[name]
+    fn = funcs[name]
     for k, ptype in enumerate(fn.params):
         if ptype == "string" and not isinstance(args[k], str):
             if args[k] is MISSING:
@@ -197,8 +254,18 @@ def _call(name: str, args: list[Any]) -> Any:
         raise TemplateError(f"error calling {name}: {exc}") from None
 
 
-def _fields(value: Any, chain: Sequence[str]) -> Any:
-    for name in chain:
+def _fields(value: Any, chain: Sequence[str], args: list[Any] | None = None) -> Any:
+    for n, name in enumerate(chain):
+        if isinstance(value, GoValue):
+            # a method of the data: given the command's arguments when it ends the chain
+            call_args = args if args is not None and n == len(chain) - 1 else []
+            try:
+                value = value.go_get(name, call_args)
+            except (ValueError, TypeError) as exc:
+                raise TemplateError(str(exc)) from None
+            continue
+        if args is not None and n == len(chain) - 1:
+            raise TemplateError(f"can't give argument to non-function .{name}")
         if isinstance(value, _AlertData):
             if name not in DATA_FIELDS:
                 raise TemplateError(f"can't evaluate field {name} in type template.Data")
@@ -239,8 +306,19 @@ class Template:
         if self.is_static:
             return self._static_text
         data = _AlertData(labels, external_labels or {}, external_url, float(value))
+        variables = {
+            "$": data,
+            "$labels": data.Labels,
+            "$externalLabels": data.ExternalLabels,
+            "$externalURL": data.ExternalURL,
+            "$value": data.Value,
+        }
+        data_funcs = {
+            "externalURL": lambda: data.ExternalURL,
+            "pathPrefix": lambda: urllib.parse.urlsplit(data.ExternalURL).path,
+        }
         out: list[str] = []
-        _Exec(data).run(self._nodes, data, out)
+        Exec(variables, FUNCS, data_funcs=data_funcs).run(self._nodes, data, out)
         return "".join(out)
 
     def expand(

@@ -1,6 +1,9 @@
-"""The functions an alert template can call, as Go's text/template funcs.go and Prometheus'
-template/template.go define them: `humanize`, `humanizeDuration`, `title`, `reReplaceAll`,
-..., and Go's builtins `printf`, `index`, `len`, `and`, `or`, `not`, `eq`, `lt`, ....
+"""The functions a template can call, as Go's text/template funcs.go, Prometheus'
+template/template.go and Alertmanager's template/template.go define them: `humanize`,
+`humanizeDuration`, `title`, `reReplaceAll`, ..., and Go's builtins `printf`, `index`,
+`len`, `and`, `or`, `not`, `eq`, `lt`, .... Two tables, one per dialect: `FUNCS`
+(Prometheus' alert templates) and `AM_FUNCS` (Alertmanager's notification templates),
+sharing Go's builtins and the functions both define alike.
 
 A function here takes evaluated arguments and returns a value, or raises ValueError with
 Go's message ("can't convert string to float"); the interpreter adds "error calling
@@ -22,23 +25,30 @@ from typing import Any
 
 from agent.support.duration import parse_duration
 from agent.support.goformat import (
+    go_duration_string,
     go_float,
     go_float_g,
     go_sprint,
     go_sprintf,
     go_sprintln,
+    go_time_format,
     go_time_string,
     go_type,
 )
 from agent.support.goregexp import expand
 
 __all__ = [
+    "AM_FUNCS",
     "DATA_FUNCS",
     "FUNCS",
     "MISSING",
     "UNSUPPORTED",
     "Func",
+    "GoDuration",
     "GoInt",
+    "GoTime",
+    "GoValue",
+    "SafeHTML",
     "humanize",
     "humanize1024",
     "humanize_duration",
@@ -73,6 +83,113 @@ class GoInt(int):
     """An integer constant from the template text (Go's `int`), distinct from float64."""
 
 
+class GoValue:
+    """A Go struct (or named type) whose fields and methods templates reach: `.Alerts`,
+    `.Labels.SortedPairs`, `.StartsAt.Format "..."`. `go_get` returns the field, or calls
+    the method with `args`; it raises ValueError with Go's message when there is none."""
+
+    go_type = "struct"
+    fields: tuple[str, ...] = ()
+    """Attributes read as they are."""
+    methods: tuple[str, ...] = ()
+    """Python methods of the same name, called with the command's arguments."""
+
+    def go_get(self, name: str, args: list[Any]) -> Any:
+        if name in self.methods:
+            return getattr(self, name)(*args)
+        if name in self.fields:
+            if args:
+                raise ValueError(f"{name} is not a method but has arguments")
+            return getattr(self, name)
+        return self.go_missing(name)
+
+    def go_missing(self, name: str) -> Any:
+        raise ValueError(f"can't evaluate field {name} in type {self.go_type}")
+
+
+class SafeHTML(str):
+    """html/template's HTML: text `safeHtml` vouches for, printed as it is in `html`."""
+
+    go_type = "template.HTML"
+
+
+class GoDuration(int):
+    """Go's time.Duration (nanoseconds); prints as `1h2m3s`."""
+
+    go_type = "time.Duration"
+
+    def go_string(self) -> str:
+        return go_duration_string(int(self))
+
+    def Seconds(self) -> float:
+        return int(self) / 1e9
+
+    def Minutes(self) -> float:
+        return int(self) / 6e10
+
+    def Hours(self) -> float:
+        return int(self) / 3.6e12
+
+    def go_get(self, name: str, args: list[Any]) -> Any:
+        if name in ("Seconds", "Minutes", "Hours", "String"):
+            return self.go_string() if name == "String" else getattr(self, name)()
+        raise ValueError(f"can't evaluate field {name} in type time.Duration")
+
+
+class GoTime(GoValue):
+    """Go's time.Time in a zone: printed as `2024-05-01 12:00:00.123 +0000 UTC`."""
+
+    go_type = "time.Time"
+    methods = ("Format", "Unix", "UnixMilli", "IsZero", "UTC", "Sub", "String", "Before", "After")
+
+    def __init__(self, t: datetime.datetime | None) -> None:
+        """None is Go's zero time (an endsAt not set yet)."""
+        self.t = t
+
+    @classmethod
+    def from_unix(cls, seconds: float | None) -> GoTime:
+        if seconds is None or not math.isfinite(seconds):
+            return cls(None)
+        return cls(datetime.datetime.fromtimestamp(seconds, datetime.UTC))
+
+    @property
+    def moment(self) -> datetime.datetime:
+        return self.t or datetime.datetime(1, 1, 1, tzinfo=datetime.UTC)
+
+    def Format(self, layout: str) -> str:
+        return go_time_format(self.moment, layout)
+
+    def String(self) -> str:
+        return self.go_string()
+
+    def go_string(self) -> str:
+        return go_time_format(self.moment, "2006-01-02 15:04:05.999999999 -0700 MST")
+
+    def Unix(self) -> int:
+        return GoInt(math.floor(self.moment.timestamp()))
+
+    def UnixMilli(self) -> int:
+        return GoInt(math.floor(self.moment.timestamp() * 1000))
+
+    def IsZero(self) -> bool:
+        return self.t is None
+
+    def UTC(self) -> GoTime:
+        return GoTime(self.moment.astimezone(datetime.UTC))
+
+    def Sub(self, other: GoTime) -> GoDuration:
+        if not isinstance(other, GoTime):
+            raise ValueError(f"wrong type for value; expected time.Time; got {go_type(other)}")
+        delta = self.moment - other.moment
+        return GoDuration((delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000)
+
+    def Before(self, other: GoTime) -> bool:
+        return self.moment < other.moment
+
+    def After(self, other: GoTime) -> bool:
+        return self.moment > other.moment
+
+
 def truth(v: Any) -> bool:
     """Go's truth of a value, for `if`, `with`, `and`, `or`, `not`."""
     if v is MISSING or v is None:
@@ -100,6 +217,8 @@ def _to_float(value: Any) -> float:
     """Prometheus' convertToFloat: numbers as they are, strings through strconv.ParseFloat."""
     if isinstance(value, bool) or value is MISSING or value is None:
         raise ValueError(f"can't convert {go_type(value)} to float")
+    if isinstance(value, GoDuration):
+        return int(value) / 1e9
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
@@ -279,6 +398,71 @@ def _strip_domain(hostport: str) -> str:
     except ValueError:
         pass
     return host.split(".", 1)[0] + sep + port
+
+
+# ---------------------------------------------------------------------------------------
+# Alertmanager's functions (template/template.go DefaultFuncs)
+
+
+def _am_title(s: str) -> str:
+    """golang.org/x/text cases.Title (Alertmanager since 0.25): each word's first letter
+    upper-cased and the rest lower-cased. Words as Unicode word breaking sees them, to
+    the extent that matters here: letters, digits, `_`, and `.` or `'` between letters."""
+    out = []
+    in_word = False
+    for i, ch in enumerate(s):
+        word = ch.isalnum() or ch == "_"
+        if not word and in_word and ch in ".'\u2019:" and i + 1 < len(s) and s[i + 1].isalnum():
+            out.append(ch)
+            continue
+        if word:
+            out.append(ch.lower() if in_word else ch.upper())
+        else:
+            out.append(ch)
+        in_word = word
+    return "".join(out)
+
+
+def _strings(value: Any, what: str = "[]string") -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"wrong type for value; expected {what}; got {go_type(value)}")
+    return list(value)
+
+
+def _join(sep: str, items: Any) -> str:
+    return sep.join(_strings(items))
+
+
+def _string_slice(*items: Any) -> list[str]:
+    for v in items:
+        if not isinstance(v, str):
+            raise ValueError(f"wrong type for value; expected string; got {go_type(v)}")
+    return list(items)
+
+
+def _as_time(value: Any) -> GoTime:
+    if not isinstance(value, GoTime):
+        raise ValueError(f"wrong type for value; expected time.Time; got {go_type(value)}")
+    return value
+
+
+def _date(layout: str, t: Any) -> str:
+    return _as_time(t).Format(layout)
+
+
+def _tz(name: str, t: Any) -> GoTime:
+    import zoneinfo
+
+    moment = _as_time(t).moment
+    if name in ("", "UTC"):
+        return GoTime(moment.astimezone(datetime.UTC))
+    if name == "Local":
+        return GoTime(moment.astimezone())
+    try:
+        zone = zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name}") from None
+    return GoTime(moment.astimezone(zone))
 
 
 # ---------------------------------------------------------------------------------------
@@ -463,6 +647,44 @@ FUNCS: dict[str, Func] = {
     "gt": Func(("any", "any"), _gt, returns="bool"),
     "ge": Func(("any", "any"), _ge, returns="bool"),
 }
+
+_BUILTINS = (
+    "printf",
+    "print",
+    "println",
+    "len",
+    "index",
+    "html",
+    "js",
+    "urlquery",
+    "not",
+    "and",
+    "or",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+)
+
+AM_FUNCS: dict[str, Func] = {
+    # Alertmanager's template/template.go DefaultFuncs (0.25, and what later versions add)
+    "toUpper": FUNCS["toUpper"],
+    "toLower": FUNCS["toLower"],
+    "title": Func(("string",), _am_title, returns="string"),
+    "trimSpace": Func(("string",), str.strip, returns="string"),
+    "join": Func(("string", "any"), _join, returns="string"),
+    "match": FUNCS["match"],
+    "safeHtml": Func(("string",), SafeHTML, returns="string"),
+    "reReplaceAll": FUNCS["reReplaceAll"],
+    "stringSlice": Func((), _string_slice, variadic=True, returns="list"),
+    "date": Func(("string", "any"), _date, returns="string"),
+    "tz": Func(("string", "any"), _tz),
+    "humanizeDuration": FUNCS["humanizeDuration"],
+    **{name: FUNCS[name] for name in _BUILTINS},
+}
+"""`since` (time.Since) is evaluated by the interpreter, with the rendering's clock."""
 
 # Functions whose result comes from the alert data, evaluated by the interpreter.
 DATA_FUNCS = ("externalURL", "pathPrefix")

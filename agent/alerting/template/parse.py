@@ -1,35 +1,43 @@
-"""Parsing alert templates: the lexer, the parse tree and the checks made at load time.
+"""Parsing templates: the lexer, the parse tree and the checks made at load time.
 
-As Go's text/template/parse, with Prometheus' alert data in mind: everything Go rejects
-at parse time (syntax, an unknown function, an undefined variable) is a ParseError, and so
-are a few things Go would only find while rendering but that are certain from the text
-alone: a field `.Foo` the alert data does not have, a wrong number of arguments, a number
-given where a function wants a string, or a comparison of `$value` (a float) with an
-integer literal (`gt $value 10` fails in Go; write `10.0`).
+As Go's text/template/parse, for two dialects (`Dialect`): Prometheus' alert templates
+(`PROMETHEUS`, the default) and Alertmanager's notification templates, which add
+`{{ define }}`, `{{ template }}` and `{{ block }}` and call methods with arguments
+(`.CommonLabels.Remove .GroupLabels.Names`); agent/notify/template.py defines that one.
+Everything Go rejects at parse time (syntax, an unknown function, an undefined variable)
+is a ParseError, and so are a few things Go would only find while rendering but that are
+certain from the text alone: a field `.Foo` the data does not have, a wrong number of
+arguments, a number given where a function wants a string, or a comparison of `$value`
+(a float) with an integer literal (`gt $value 10` fails in Go; write `10.0`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.alerting.template.funcs import DATA_FUNCS, FUNCS, UNSUPPORTED, GoInt
+from agent.alerting.template.funcs import DATA_FUNCS, FUNCS, UNSUPPORTED, Func, GoInt
 from agent.support.goformat import go_print
 
 __all__ = [
     "DATA_FIELDS",
     "PREDEFINED",
+    "PROMETHEUS",
     "Action",
     "Command",
     "Control",
+    "Dialect",
     "Node",
     "ParseError",
     "Pipe",
+    "TemplateCall",
     "Term",
     "Text",
     "parse",
+    "parse_templates",
 ]
 
 
@@ -230,7 +238,15 @@ class Control:
     else_body: list[Node] = field(default_factory=list)
 
 
-Node = Text | Action | Control
+@dataclass(slots=True)
+class TemplateCall:
+    """`{{ template "name" pipeline }}`: a `{{ define }}`d template run with that dot."""
+
+    name: str
+    pipe: Pipe | None
+
+
+Node = Text | Action | Control | TemplateCall
 
 # The `.` of an alert template (Prometheus' template data) and the variables Prometheus
 # defines before the text, with their static types.
@@ -244,18 +260,66 @@ PREDEFINED = {
 }
 
 
-def parse(text: str) -> list[Node]:
+@dataclass(frozen=True)
+class Dialect:
+    """What a family of templates may use: functions, data, sub-templates.
+
+    `fields` gives, for each static type, its fields and methods with their result types;
+    a `"*"` entry makes the type a map (any other name is a key, of that type). A type
+    absent from `fields` is not checked. `describe` says what the data has, for errors.
+    """
+
+    funcs: Mapping[str, Func]
+    data_funcs: Mapping[str, int]
+    """Functions the interpreter evaluates from the rendering itself, with their arity."""
+    unsupported: Mapping[str, str]
+    fields: Mapping[str, Mapping[str, str]]
+    predefined: Mapping[str, str]
+    dot: str
+    sub_templates: bool = False
+    """`{{ define }}`, `{{ template }}`, `{{ block }}`, and methods called with arguments."""
+    describe: Mapping[str, str] = field(default_factory=dict)
+
+
+PROMETHEUS = Dialect(
+    funcs=FUNCS,
+    data_funcs=dict.fromkeys(DATA_FUNCS, 0),
+    unsupported=UNSUPPORTED,
+    fields={"data": DATA_FIELDS, "map": {"*": "string"}},
+    predefined=PREDEFINED,
+    dot="data",
+    describe={
+        "data": "alert templates have .Labels, .ExternalLabels, .ExternalURL, .Value",
+    },
+)
+
+
+def parse(text: str, dialect: Dialect = PROMETHEUS) -> list[Node]:
     """The parse tree of a template; ParseError says what is wrong and where."""
-    return _Parser(text).parse()
+    nodes, defines = _Parser(text, dialect).parse_all()
+    if defines and not dialect.sub_templates:  # pragma: no cover - refused while parsing
+        raise ParseError("{{define}} is not supported by chatwatch")
+    return nodes
+
+
+def parse_templates(text: str, dialect: Dialect) -> tuple[list[Node], dict[str, list[Node]]]:
+    """A template file or text: its own nodes and the `{{ define }}`d templates, by name,
+    in the order Go's parser adds them (a `{{ block }}` defines one too)."""
+    return _Parser(text, dialect).parse_all()
+
+
+_NOT_STRING = ("int", "float", "bool", "map", "kv", "pairs", "alerts", "list", "ntf", "data")
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, dialect: Dialect = PROMETHEUS) -> None:
         self.text = text
+        self.dialect = dialect
         self.items = self._split(text)
         self.i = 0
-        self.scopes: list[dict[str, str]] = [dict(PREDEFINED)]
-        self.dot: list[str] = ["data"]
+        self.scopes: list[dict[str, str]] = [dict(dialect.predefined)]
+        self.dot: list[str] = [dialect.dot]
+        self.defines: dict[str, list[Node]] = {}
 
     # -- splitting text and actions -----------------------------------------------------
 
@@ -318,10 +382,53 @@ class _Parser:
     # -- parsing ------------------------------------------------------------------------
 
     def parse(self) -> list[Node]:
+        return self.parse_all()[0]
+
+    def parse_all(self) -> tuple[list[Node], dict[str, list[Node]]]:
         nodes, term = self._list(top=True)
         if term is not None:
             raise ParseError(f"{_where(self.text, term[1])}: unexpected {{{{{term[0]}}}}}")
-        return nodes
+        return nodes, self.defines
+
+    def _template_name(self, toks: list[_Tok], pos: int, keyword: str) -> str:
+        if not toks or toks[0].kind != "string" or toks[0].text.startswith("'"):
+            raise ParseError(f"{_where(self.text, pos)}: missing name in {{{{{keyword}}}}}")
+        name: str = toks[0].value
+        return name
+
+    def _sub_template(self, keyword: str, toks: list[_Tok], pos: int, top: bool) -> Node | None:
+        """`define` (returns None: the body goes to `self.defines`), `template`, `block`."""
+        where = _where(self.text, pos)
+        name = self._template_name(toks, pos, keyword)
+        rest = toks[1:]
+        if keyword == "template":
+            pipe = self._pipeline(rest, pos, allow_decl=False) if rest else None
+            return TemplateCall(name, pipe)
+        if keyword == "define" and not top:
+            raise ParseError(f"{where}: unexpected {{{{define}}}}: not at the top level")
+        if keyword == "define" and rest:
+            raise ParseError(f"{where}: unexpected {rest[0].text!r} in define clause")
+        call_pipe = None
+        if keyword == "block":
+            if not rest:
+                raise ParseError(f"{where}: missing value for block clause")
+            call_pipe = self._pipeline(rest, pos, allow_decl=False, context="block clause")
+        # a defined template can be run with any data: its dot and $ are not known here
+        saved = (self.scopes, self.dot)
+        self.scopes, self.dot = [{"$": "any"}], ["any"]
+        try:
+            body, term = self._list()
+        finally:
+            self.scopes, self.dot = saved
+        assert term is not None
+        if term[0] != "end" or term[2]:
+            raise ParseError(
+                f"{_where(self.text, term[1])}: unexpected {{{{{term[0]}}}}} in {keyword} clause"
+            )
+        empty = all(isinstance(n, Text) and not n.text.strip() for n in body)
+        if not (empty and name in self.defines):  # Go: an empty body replaces nothing
+            self.defines[name] = body
+        return TemplateCall(name, call_pipe) if keyword == "block" else None
 
     def _list(self, top: bool = False) -> tuple[list[Node], tuple[str, int, list[_Tok]] | None]:
         """Nodes up to an {{else}} or {{end}}, which is returned with its tokens."""
@@ -345,6 +452,15 @@ class _Parser:
                 return nodes, (head.text, pos, toks[1:])
             if head.kind == "ident" and head.text in ("if", "with", "range"):
                 nodes.append(self._control(head.text, toks[1:], pos))
+                continue
+            if (
+                head.kind == "ident"
+                and head.text in ("define", "template", "block")
+                and self.dialect.sub_templates
+            ):
+                node = self._sub_template(head.text, toks[1:], pos, top)
+                if node is not None:
+                    nodes.append(node)
                 continue
             if head.kind == "ident" and head.text in (
                 "define",
@@ -522,13 +638,14 @@ class _Parser:
             name = tok.text
             if name in ("if", "else", "end", "range", "with", "define", "template", "block"):
                 raise ParseError(f"{where}: unexpected keyword {name!r} in command")
-            if name in UNSUPPORTED:
+            d = self.dialect
+            if name in d.unsupported:
                 raise ParseError(
-                    f"{where}: function {name!r} is not supported: {UNSUPPORTED[name]}"
+                    f"{where}: function {name!r} is not supported: {d.unsupported[name]}"
                 )
-            if name not in FUNCS and name not in DATA_FUNCS:
+            if name not in d.funcs and name not in d.data_funcs:
                 raise ParseError(f"{where}: function {name!r} not defined")
-            returns = FUNCS[name].returns if name in FUNCS else "string"
+            returns = d.funcs[name].returns if name in d.funcs else "string"
             return Term("func", name=name, static=returns), i + 1
         raise ParseError(f"{where}: unexpected {tok.text!r} in command")
 
@@ -541,15 +658,18 @@ class _Parser:
     def _field_type(self, base: str, chain: tuple[str, ...], where: str) -> str:
         t = base
         for name in chain:
-            if t == "data":
-                if name not in DATA_FIELDS:
+            known = self.dialect.fields.get(t)
+            if known is not None:
+                if name in known:
+                    t = known[name]
+                elif "*" in known:
+                    t = known["*"]
+                else:
+                    hint = self.dialect.describe.get(t)
                     raise ParseError(
-                        f"{where}: can't evaluate field {name} in type template.Data "
-                        "(alert templates have .Labels, .ExternalLabels, .ExternalURL, .Value)"
+                        f"{where}: can't evaluate field {name} in type {_GO_TYPES.get(t, t)}"
+                        + (f" ({hint})" if hint else "")
                     )
-                t = DATA_FIELDS[name]
-            elif t == "map":
-                t = "string"
             elif t in ("string", "float", "int", "bool"):
                 raise ParseError(f"{where}: can't evaluate field {name} in type {t}")
             else:
@@ -566,6 +686,8 @@ class _Parser:
             first = cmd.args[0]
             piped = n > 0
             if first.kind != "func":
+                if self.dialect.sub_templates and first.chain:
+                    continue  # a method may take arguments: checked when it runs
                 if len(cmd.args) > 1:
                     raise ParseError(
                         f"{where}: can't give argument to non-function {_describe(first)}"
@@ -577,13 +699,14 @@ class _Parser:
                 continue
             nargs = len(cmd.args) - 1 + (1 if piped else 0)
             name = first.name
-            if name in DATA_FUNCS:
-                if nargs:
+            if name in self.dialect.data_funcs:
+                arity = self.dialect.data_funcs[name]
+                if nargs != arity:
                     raise ParseError(
-                        f"{where}: wrong number of args for {name}: want 0 got {nargs}"
+                        f"{where}: wrong number of args for {name}: want {arity} got {nargs}"
                     )
                 continue
-            fn = FUNCS[name]
+            fn = self.dialect.funcs[name]
             want = len(fn.params)
             if (fn.variadic and nargs < want) or (not fn.variadic and nargs != want):
                 more = " or more" if fn.variadic else ""
@@ -594,7 +717,7 @@ class _Parser:
             if piped:
                 arg_types.append(pipe.cmds[n - 1].args[0].static)
             for k, ptype in enumerate(fn.params):
-                if ptype == "string" and arg_types[k] in ("int", "float", "bool", "map"):
+                if ptype == "string" and arg_types[k] in _NOT_STRING:
                     got = _go_static(arg_types[k])
                     raise ParseError(
                         f"{where}: wrong type for value in {name}; expected string; got {got}"
@@ -613,8 +736,21 @@ class _Parser:
                     )
 
 
+_GO_TYPES = {
+    "float": "float64",
+    "map": "map[string]string",
+    "data": "template.Data",
+    "ntf": "*template.Data",
+    "kv": "template.KV",
+    "pairs": "template.Pairs",
+    "alerts": "template.Alerts",
+    "list": "[]string",
+    "alertslice": "[]template.Alert",
+}
+
+
 def _go_static(t: str) -> str:
-    return {"float": "float64", "map": "map[string]string"}.get(t, t)
+    return _GO_TYPES.get(t, t)
 
 
 def _describe(term: Term) -> str:

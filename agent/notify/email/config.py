@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
@@ -24,6 +25,20 @@ class EmailConfig(IntegrationConfig):
     """Upgrade with STARTTLS and fail if the server does not offer it (Alertmanager's default)."""
     tls_config: TLSConfig = TLSConfig()
     headers: dict[str, str] = {}
+    """Every value is a notification template; `Subject` replaces chatwatch's subject."""
+    html: str | None = None
+    """HTML body template (Alertmanager's is `{{ template "email.default.html" . }}`);
+    values printed by its actions are HTML-escaped (html/template). Unset: chatwatch's."""
+    text: str | None = None
+    """Plain-text body template. Unset: chatwatch's text body."""
+
+    def template_fields(self) -> Iterator[tuple[str, str]]:
+        for key in ("html", "text"):
+            value = getattr(self, key)
+            if value:
+                yield key, value
+        for name, value in self.headers.items():
+            yield f"headers.{name}", value
 
     @field_validator("smarthost")
     @classmethod

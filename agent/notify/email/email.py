@@ -17,11 +17,10 @@ import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-import aiosmtplib
-
 from agent.notify.email.config import EmailConfig
 from agent.notify.integration import DeliveryError, Result, redact, ssl_context
 from agent.notify.notification import Notification
+from agent.notify.template import TemplateSet, template_data
 
 # Cc (C0, DEL, C1) and the Unicode line/paragraph separators: str.splitlines() breaks on
 # several of them, and the email package refuses a header value that splits.
@@ -69,7 +68,18 @@ def html_body(n: Notification) -> str:
     return "".join(parts)
 
 
-def build_message(n: Notification, cfg: EmailConfig, now: float | None = None) -> EmailMessage:
+def build_message(
+    n: Notification,
+    cfg: EmailConfig,
+    now: float | None = None,
+    templates: TemplateSet | None = None,
+) -> EmailMessage:
+    """The email: chatwatch's bodies, or the `html`/`text` templates when configured.
+
+    Header values (`Subject` included) are templates too. A template that fails renders
+    as chatwatch's own text, and both bodies start with a line naming the failure."""
+    templates = templates or TemplateSet.default()
+    render = templates.renderer(template_data(n), n.integration)
     msg = EmailMessage()
     msg["From"] = header_value(cfg.from_)
     msg["To"] = header_value(cfg.to)
@@ -79,18 +89,35 @@ def build_message(n: Notification, cfg: EmailConfig, now: float | None = None) -
     msg["X-Chatwatch-Group-Key"] = header_value(n.group_key)
     for name, value in cfg.headers.items():
         name = header_value(name)
+        rendered = header_value(render.text(f"headers.{name}", value))
+        if not rendered and name.lower() == "subject":
+            rendered = header_value(n.title())  # a failed subject: ours, never a blank one
         if name in msg:
             del msg[name]
-        msg[name] = header_value(value)
-    msg.set_content(text_body(n))
-    msg.add_alternative(html_body(n), subtype="html")
+        msg[name] = rendered
+    text = render.text("text", cfg.text) if cfg.text else ""
+    if not text:
+        text = text_body(n)
+    body_html = render.text("html", cfg.html, html=True) if cfg.html else ""
+    if not body_html:
+        body_html = html_body(n)
+    errors = render.error_lines()
+    if errors:
+        text = "\n".join([*errors, "", text])
+        notice = "".join(f"<p><b>{html.escape(e)}</b></p>" for e in errors)
+        body_html = notice + body_html
+    msg.set_content(text)
+    msg.add_alternative(body_html, subtype="html")
     return msg
 
 
 class Email:
     kind = "email"
 
-    def __init__(self, receiver: str, index: int, cfg: EmailConfig) -> None:
+    def __init__(
+        self, receiver: str, index: int, cfg: EmailConfig, templates: TemplateSet | None = None
+    ) -> None:
+        self.templates = templates or TemplateSet.default()
         self.name = f"{receiver}/email[{index}]"
         self.receiver = receiver
         self.send_resolved = cfg.send_resolved
@@ -106,6 +133,8 @@ class Email:
             self.server_name = self.host
 
     async def notify(self, notification: Notification) -> Result:
+        import aiosmtplib  # lazy: start-up does not wait for it (most agents send no email)
+
         cfg = self.cfg
         password = cfg.auth_password.get_secret_value() if cfg.auth_password else ""
         implicit = cfg.implicit_tls if cfg.implicit_tls is not None else self.port == 465
@@ -151,7 +180,7 @@ class Email:
                         "auth_failed",
                     )
             step = "send"
-            msg = build_message(notification, cfg)
+            msg = build_message(notification, cfg, templates=self.templates)
             await smtp.send_message(msg, sender=cfg.from_, recipients=_addresses(cfg.to))
         except aiosmtplib.SMTPResponseException as exc:
             detail = redact(f"{exc.code} {exc.message}", [password])

@@ -26,7 +26,7 @@ class Webhook:
         self.send_resolved = cfg.send_resolved
         self.min_interval = 0.0
         self.cfg = cfg
-        self.client = http_client(cfg.timeout)
+        self.client = http_client(cfg.timeout, http_config=cfg.http_config)
 
     def payload(self, notification: Notification) -> bytes:
         return orjson.dumps(notification.template_data(self.cfg.max_alerts))
@@ -34,7 +34,7 @@ class Webhook:
     async def notify(self, notification: Notification) -> Result:
         body = self.payload(notification)
         headers = {"Content-Type": "application/json", **self.cfg.headers}
-        secrets = [self.cfg.url.get_secret_value()]
+        secrets = [self.cfg.url.get_secret_value(), *self.cfg.http_config.secrets()]
         if self.cfg.signing_secret is not None:
             key = self.cfg.signing_secret.get_secret_value()
             headers[self.cfg.signature_header] = signature(key, body)

@@ -1,0 +1,70 @@
+"""Microsoft Teams through an Office 365 connector: a MessageCard, as Alertmanager's
+notify/msteams sends it.
+
+`{"@context", "type": "MessageCard", "title", "summary", "text", "themeColor"}`, red
+(`8C1A1A`) firing and green (`2DC72D`) resolved. The text is markdown, so text from logs
+is neutralised as for Workflows (msteamsv2.escape). 429 and 5xx are retried, other 4xx
+are not; the webhook URL never appears in an error or a log line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from agent.notify.integration import Result, http_client, post
+from agent.notify.msteams.config import DEFAULTS, MSTeamsConfig
+from agent.notify.msteamsv2.msteamsv2 import escape
+from agent.notify.notification import Notification
+from agent.notify.template import TemplateSet
+from agent.notify.text import Fields
+
+COLOUR_FIRING = "8C1A1A"
+COLOUR_RESOLVED = "2DC72D"
+
+
+def build_message(
+    n: Notification, cfg: MSTeamsConfig, templates: TemplateSet | None = None
+) -> dict[str, Any]:
+    fields = Fields(templates or TemplateSet.default(), n, escape)
+    title = fields.text("title", cfg.title, DEFAULTS["title"])
+    summary = fields.text("summary", cfg.summary, DEFAULTS["summary"])
+    text = fields.text("text", cfg.text, DEFAULTS["text"])
+    errors = fields.error_lines()
+    if errors:
+        text = "\n\n".join([text.rstrip("\n"), *(escape(e) for e in errors)])
+    return {
+        "@context": "http://schema.org/extensions",
+        "type": "MessageCard",
+        "title": title,
+        "summary": summary,
+        "text": text,
+        "themeColor": COLOUR_FIRING if n.status == "firing" else COLOUR_RESOLVED,
+    }
+
+
+class MSTeams:
+    kind = "msteams"
+
+    def __init__(
+        self, receiver: str, index: int, cfg: MSTeamsConfig, templates: TemplateSet | None = None
+    ) -> None:
+        self.name = f"{receiver}/msteams[{index}]"
+        self.receiver = receiver
+        self.send_resolved = cfg.send_resolved
+        self.min_interval = 0.0
+        self.cfg = cfg
+        self.templates = templates or TemplateSet.default()
+        self.client = http_client(cfg.timeout, http_config=cfg.http_config)
+
+    async def notify(self, notification: Notification) -> Result:
+        body = orjson.dumps(build_message(notification, self.cfg, self.templates))
+        url = self.cfg.webhook_url.get_secret_value()
+        secrets = [url, *self.cfg.http_config.secrets()]
+        headers = {"Content-Type": "application/json"}
+        result, _ = await post(self.client, url, body, headers, secrets)
+        return result
+
+    async def close(self) -> None:
+        await self.client.aclose()
