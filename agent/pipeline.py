@@ -15,7 +15,7 @@ from collections.abc import Callable
 from agent.alerting.alert import Alert
 from agent.alerting.group import RuleGroup
 from agent.alerting.history import History
-from agent.alerting.manager import RuleManager, required_retention
+from agent.alerting.manager import RuleManager, required_interest, required_retention
 from agent.alerting.rule_file import load_rule_files
 from agent.config import Config
 from agent.decode.events import Event, Origin
@@ -54,7 +54,10 @@ class Pipeline:
         self._clock = clock
         self.store = Store(stats)
         self.extractor = Extractor(metrics, self.store, stats, clock=clock)
-        self.history = History(retention=required_retention(groups, evaluation_interval))
+        self.history = History(
+            retention=required_retention(groups, evaluation_interval),
+            interest=required_interest(groups),
+        )
         self.rules = RuleManager(
             groups,
             self.history,
@@ -68,12 +71,20 @@ class Pipeline:
         """Count decoded events into the store (the sink every source hands on to)."""
         self.extractor(origin, events)
 
-    def tick(self, now: float) -> None:
-        """One evaluation at `now`: expire, snapshot into the history, evaluate the rules."""
+    def tick(self, now: float, *, early: bool = False) -> None:
+        """One evaluation at `now`: expire, snapshot into the history, evaluate the rules.
+
+        `early`: an evaluation between two regular ones, after new samples, that only
+        starts the alerts of rules without `for` (agent/early.py says when)."""
         store = self.store
         store.expire(now)
-        self.history.append(now, store.snapshot(), store.take_created())
-        self.rules.evaluate(now)
+        history = self.history  # only what rules can read is copied (none: nothing)
+        wants = history.interest.wants_name
+        history.append(now, store.snapshot(wants), store.take_created(wants))
+        if early:
+            self.rules.evaluate_early(now)
+        else:
+            self.rules.evaluate(now)
 
     def reload(
         self, metrics: list[MetricConfig], groups: list[RuleGroup], evaluation_interval: float
@@ -85,3 +96,4 @@ class Pipeline:
         self.extractor = extractor
         self.rules.reload(groups, evaluation_interval=evaluation_interval)
         self.history.retention = required_retention(groups, evaluation_interval)
+        self.history.set_interest(required_interest(groups))

@@ -8,6 +8,10 @@ figures (and returns a non-zero int on a failed check, or None). Each main() is 
 with no command-line arguments, so its defaults must be the `make bench` settings. Each
 runs in a process of its own, so memory figures (peak RSS) are its own, not the
 leftovers of the benchmark before it.
+
+A benchmark states each target it checks as one line, `GOAL <what>: met (<figures>)` or
+`GOAL <what>: NOT MET (<figures>)`; after running several, the goals of all of them are
+printed again together, as one table.
 """
 
 from __future__ import annotations
@@ -61,10 +65,26 @@ def main(argv: list[str]) -> int:
 
 def _each_in_its_own_process(names: list[str]) -> int:
     failed = []
+    goals: list[tuple[str, str]] = []
     for name in names:
-        done = subprocess.run([sys.executable, "-m", "bench", name], cwd=HERE.parent, check=False)
-        if done.returncode != 0:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench", name],
+            cwd=HERE.parent,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:  # passed through as it comes
+            print(line, end="", flush=True)
+            if line.startswith("GOAL "):
+                goals.append((name, line.removeprefix("GOAL ").rstrip("\n")))
+        if proc.wait() != 0:
             failed.append(name)
+    if goals:
+        print("\n##### goals")
+        width = max(len(n) for n, _ in goals)
+        for name, goal in goals:
+            print(f"{name:<{width}}  {goal}")
     if failed:
         print(f"\nfailed: {', '.join(failed)}")
     return 1 if failed else 0

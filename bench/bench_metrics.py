@@ -120,8 +120,6 @@ def _worker_series(path: str, histograms: bool) -> dict[str, Any]:
     `histograms=True`: 10k label sets, about half of them histograms with the default 14
     buckets (each exposing 17 samples): a much heavier case, shown for scale.
     """
-    from prometheus_client import CollectorRegistry, generate_latest
-
     from agent.decode.events import Origin
     from agent.metrics.config import MetricConfig
     from agent.metrics.exposition import collector
@@ -179,11 +177,9 @@ def _worker_series(path: str, histograms: bool) -> dict[str, Any]:
     gc.collect()
     steady = _rss_kib()
     label_sets = sum(len(f.series) for f in store.families.values())
-    registry = CollectorRegistry()
-    registry.register(collector(store, stats))
     # What the app does every second (snapshot for the rules' history) and per scrape.
     samples = sum(1 for _ in store.snapshot())
-    scrape = len(generate_latest(registry))
+    scrape = len(collector(store, stats).text())
     gc.collect()
     return {
         "label_sets": label_sets,

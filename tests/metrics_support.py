@@ -5,13 +5,11 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.decode.events import Event, Origin
 from agent.metrics.config import MetricConfig
-from agent.metrics.exposition import collector
+from agent.metrics.exposition import Exposition
 from agent.metrics.extract import Extractor
 from agent.metrics.store import Store
 from agent.support.selfmetrics import SelfMetrics
@@ -20,7 +18,7 @@ ORIGIN = Origin("chatbot", "/var/log/chatbot/app.log")
 
 
 class Pipeline:
-    """Extractor -> Store -> collector in a fresh registry, with a clock the test moves."""
+    """Extractor -> Store -> exposition, with a clock the test moves."""
 
     def __init__(self, *metrics: dict[str, Any] | MetricConfig, now: float = 1_000_000.0) -> None:
         self.now = now
@@ -32,17 +30,16 @@ class Pipeline:
             self.stats,
             clock=lambda: self.now,
         )
-        self.registry = CollectorRegistry()
-        self.registry.register(collector(self.store, self.stats))
+        self.exposition = Exposition(self.store, self.stats, runtime=False)
 
     def feed(self, *events: Event, origin: Origin = ORIGIN) -> None:
         self.extractor(origin, list(events))
 
     def text(self) -> str:
-        return generate_latest(self.registry).decode()
+        return self.exposition.text()
 
     def openmetrics(self) -> str:
-        return generate_openmetrics(self.registry).decode()
+        return self.exposition.openmetrics()
 
     def samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         """What a scraper parses from the text format: (name, labels) -> value."""

@@ -72,8 +72,6 @@ if __name__ == "__main__":
     )
     config = SourceConfig.model_validate_json(sys.argv[1])
     if len(sys.argv) > 3:
-        import anyio._backends._asyncio  # noqa: F401  (imported lazily by watchfiles)
-
         uid = int(sys.argv[3])
         os.setgroups([])
         os.setgid(uid)

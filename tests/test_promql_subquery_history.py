@@ -215,12 +215,13 @@ def test_chatwatch_check_reports_the_memory_at_the_configured_series(tmp_path: P
     )
     cfg = load(str(tmp_path / "chatwatch.yaml"))
     assert configured_series(cfg.metrics) == 500 + 100 * (2 + 1 + 2)
+    # the rule reads req_total only: the history holds nothing of latency_seconds
     # 10m of steps every 10 s (the default step) reading 1m, plus two intervals: 680 s
     samples = 680 // 10 + 1
-    history_mib = 1000 * samples * 16 / 2**20
-    subquery_mib = 61 * 1000 * 16 / 2**20
+    history_mib = 500 * samples * 16 / 2**20
+    subquery_mib = 61 * 500 * 16 / 2**20
     assert history_memory(cfg) == [
-        f"rules: 11m20s of history every 10s: 1000 series (max_series) x {samples} samples "
+        f"rules: 11m20s of history every 10s: 500 series (max_series) x {samples} samples "
         f"x 16 bytes = {history_mib:.1f} MiB",
         f"rules: subquery results kept: at most {subquery_mib:.1f} MiB more",
     ]

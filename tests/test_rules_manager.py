@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
 from agent.alerting.alert import Alert
 from agent.alerting.api import rfc3339
@@ -73,9 +72,7 @@ class Harness:
         return self.manager.evaluate(now)
 
     def metrics_text(self) -> str:
-        registry = CollectorRegistry()
-        registry.register(collector(self.store, self.stats))
-        return generate_latest(registry).decode()
+        return collector(self.store, self.stats, runtime=False).text()
 
     def states(self) -> list[str]:
         return [a["state"] for a in self.manager.alerts_api()["alerts"]]

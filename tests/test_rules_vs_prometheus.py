@@ -83,7 +83,16 @@ def test_chatwatch_and_prometheus_fire_the_same_alert(tmp_path: Path) -> None:
     prom_dir = tmp_path / "prom"
     prom_dir.mkdir()
     prom = Prometheus(prom_dir, [f"127.0.0.1:{port}"])
-    prom.config.write_text(prom.config.read_text() + f"rule_files: ['{exported}']\n")
+    # As docs/central-prometheus.md says: Prometheus evaluating the exported rules drops
+    # the sidecar's own recorded series and ALERTS at scrape time, else the recorded
+    # series exists twice (scraped, with job and instance, and Prometheus' own).
+    prom.config.write_text(
+        prom.config.read_text()
+        + "    metric_relabel_configs:\n"
+        + "      - {source_labels: [__name__], regex: '.*:.*|ALERTS|ALERTS_FOR_STATE',"
+        + " action: drop}\n"
+        + f"rule_files: ['{exported}']\n"
+    )
     with running_chatwatch(cfg, port, tmp_path) as cw:
         prom.start()
         try:

@@ -17,6 +17,8 @@ rule's labels, plus `alertname`):
 - A resolved alert is kept for 15 minutes so the resolve is sent again on every
   evaluation (a lost notification is repaired); if its labels come back it starts over
   as pending.
+- An early evaluation between two regular ones (`fire_new`, rules without `for` only)
+  starts the alerts that are new, firing; everything else waits for the regular one.
 
 Nothing here reads the clock or does I/O: the caller passes `now`, the vector, and gets
 the alerts to send. Labels and annotations are rendered from templates parsed at load.
@@ -199,6 +201,43 @@ class AlertingRule:
                 changes.append(Change(alert, "pending", "firing"))
                 alert.state = "firing"
                 alert.fired_at = now
+        return changes
+
+    def fire_new(self, vector: Iterable[Sample], now: float) -> list[Change]:
+        """An early evaluation (between two regular ones) of a rule without `for`: only
+        alerts that are not active yet start, firing at once, as `apply` would start them.
+
+        Nothing else moves: alerts already pending or firing keep their state and value,
+        and none resolves, so `for` and `keep_firing_for` stay measured on the regular
+        evaluations and a sample that is gone for a moment flaps nothing."""
+        assert self.hold == 0, "early evaluations are for rules without `for`"
+        seen: set[LabelSet] = set()
+        started: list[tuple[LabelSet, dict[str, str], dict[str, str], float]] = []
+        for sample in vector:
+            series = dict(sample.labels)
+            value = float(sample.value)
+            labels = self._labels_for(series, value)
+            key = tuple(sorted(labels.items()))
+            if key in seen:
+                raise EvalError(
+                    "vector contains metrics with the same labelset after applying alert labels"
+                )
+            seen.add(key)
+            current = self.active.get(key)
+            if current is None or current.state == "inactive":
+                started.append((key, labels, series, value))
+        changes: list[Change] = []
+        for key, labels, series, value in started:
+            alert = self.active[key] = ActiveAlert(
+                labels=labels,
+                annotations=self._annotations_for(series, value),
+                state="firing",
+                value=value,
+                active_at=now,
+                fired_at=now,
+            )
+            changes.append(Change(alert, "inactive", "pending"))
+            changes.append(Change(alert, "pending", "firing"))
         return changes
 
     def _labels_for(self, series: dict[str, str], value: float) -> dict[str, str]:

@@ -3,6 +3,11 @@
 `RuleGroup.eval(now, history)` evaluates a group's rules in order: recording-rule results
 go into the history at `now`, so later rules see them, and so do `ALERTS` and
 `ALERTS_FOR_STATE` right after each alerting rule.
+
+`eval(now, history, early=True)` is an early evaluation between two regular ones, after
+new samples arrived (agent/early.py): recording rules as usual, alerting rules without
+`for` only start the alerts that fire at once (`AlertingRule.fire_new`), and rules with
+`for` are not evaluated, so `for` keeps being measured on the regular evaluations.
 """
 
 from __future__ import annotations
@@ -63,7 +68,15 @@ class RuleGroup:
     def recording_rules(self) -> list[RecordingRule]:
         return [r for r in self.rules if isinstance(r, RecordingRule)]
 
-    def eval(self, now: float, history: Any) -> list[Alert]:
+    @property
+    def evaluates_early(self) -> bool:
+        """Whether early evaluations can start an alert: an alerting rule without `for`
+        (and no `limit`, which counts the alerts of a whole regular evaluation)."""
+        return not self.limit and any(
+            isinstance(r, AlertingRule) and r.hold == 0 for r in self.rules
+        )
+
+    def eval(self, now: float, history: Any, *, early: bool = False) -> list[Alert]:
         """Evaluate every rule at `now`; returns the alerts to send (firing and recently
         resolved). A rule that fails keeps its alerts and is reported in `health`."""
         started = time.perf_counter()
@@ -71,36 +84,17 @@ class RuleGroup:
         alerts: list[Alert] = []
         alert_series: dict[SeriesKey, float] = {}
         for rule in self.rules:
-            t0 = time.perf_counter()
-            try:
-                vector = _as_vector(evaluate(rule.expr, history, now))
-                if isinstance(rule, RecordingRule):
-                    samples = rule.result(vector)
-                    if self.limit and len(samples) > self.limit:
-                        raise EvalError(
-                            f"exceeded limit of {self.limit} with {len(samples)} series"
-                        )
-                    written: set[SeriesKey] = set()
-                    for labels, value in samples:
-                        key = tuple(sorted(labels.items()))
-                        history.add(key, now, value)
-                        written.add(key)
-                    for key in rule.written - written:
-                        history.add(key, now, STALE_NAN)
-                    rule.written = written
-                    rule.last_result = samples
-                else:
-                    if rule.restored_until > now:
-                        rule.end_restore_when_refilled(history, now)
-                    changes = rule.apply(vector, now)
-                    active = len(rule.active_alerts()) if self.limit else 0
-                    if active > self.limit:
-                        rule.active.clear()  # as Prometheus: no alerts rather than some
-                        raise EvalError(f"exceeded limit of {self.limit} with {active} alerts")
-                    self.last_changes.extend(changes)
-                rule.health, rule.last_error = "ok", ""
-            except Exception as exc:
-                rule.health, rule.last_error = "err", str(exc) or type(exc).__name__
+            if early and isinstance(rule, AlertingRule) and rule.hold > 0:
+                pass  # not evaluated early: its `for` is measured on the regular evaluations
+            else:
+                t0 = time.perf_counter()
+                try:
+                    self.last_changes.extend(self._eval_rule(rule, now, history, early))
+                    rule.health, rule.last_error = "ok", ""
+                except Exception as exc:
+                    rule.health, rule.last_error = "err", str(exc) or type(exc).__name__
+                rule.last_evaluation = now
+                rule.evaluation_time = time.perf_counter() - t0
             if isinstance(rule, AlertingRule) and rule.active:
                 # ALERTS right after each alerting rule, so later rules in the group see them
                 alerts.extend(rule.alerts_to_send())
@@ -112,14 +106,41 @@ class RuleGroup:
                 for key, value in series:
                     history.add(key, now, value)
                     alert_series[key] = value
-            rule.last_evaluation = now
-            rule.evaluation_time = time.perf_counter() - t0
         for key in self.alerts_written - alert_series.keys():
             history.add(key, now, STALE_NAN)
         self.alerts_written = set(alert_series)
         self.last_evaluation = now
         self.evaluation_time = time.perf_counter() - started
         return alerts
+
+    def _eval_rule(self, rule: Rule, now: float, history: Any, early: bool) -> list[Change]:
+        """Evaluate one rule at `now`: a recording rule's result goes into the history, an
+        alerting rule's alerts advance. Raises what makes the rule's health `err`."""
+        vector = _as_vector(evaluate(rule.expr, history, now))
+        if isinstance(rule, RecordingRule):
+            samples = rule.result(vector)
+            if self.limit and len(samples) > self.limit:
+                raise EvalError(f"exceeded limit of {self.limit} with {len(samples)} series")
+            written: set[SeriesKey] = set()
+            for labels, value in samples:
+                key = tuple(sorted(labels.items()))
+                history.add(key, now, value)
+                written.add(key)
+            for key in rule.written - written:
+                history.add(key, now, STALE_NAN)
+            rule.written = written
+            rule.last_result = samples
+            return []
+        if early:
+            return rule.fire_new(vector, now)
+        if rule.restored_until > now:
+            rule.end_restore_when_refilled(history, now)
+        changes = rule.apply(vector, now)
+        active = len(rule.active_alerts()) if self.limit else 0
+        if active > self.limit:
+            rule.active.clear()  # as Prometheus: no alerts rather than some
+            raise EvalError(f"exceeded limit of {self.limit} with {active} alerts")
+        return changes
 
     def take_state_from(self, old: RuleGroup) -> None:
         """After a reload: keep alert state of rules whose identity did not change."""

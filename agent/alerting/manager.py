@@ -10,6 +10,10 @@ order, rules in order); then
   notifier, as Prometheus sends them to Alertmanager after each group evaluation;
 - self-metrics count evaluations, failures, durations and last evaluation times.
 
+`evaluate_early(now)` runs between two regular evaluations, soon after new samples (the
+agent's schedule: agent/early.py): the groups with rules without `for` start the alerts
+that fire at once, and only those are handed on; nothing else changes state.
+
 `reload(groups)` swaps the groups in one assignment and keeps the alerts of every rule
 whose identity (group, name, expression, labels) did not change, so a reload does not
 re-send or forget anything. Saving alerts across restarts is persistence.py; the
@@ -29,7 +33,7 @@ from agent.alerting.alert import Alert
 from agent.alerting.alerting_rule import AlertingRule, Change
 from agent.alerting.api import alerts_api, rfc3339, rules_api
 from agent.alerting.group import RuleGroup
-from agent.alerting.history import BYTES_PER_SAMPLE
+from agent.alerting.history import BYTES_PER_SAMPLE, Interest
 from agent.alerting.persistence import restore_alerts, save_alerts
 from agent.alerting.promql.engine import lookback
 from agent.alerting.recording_rule import RecordingRule
@@ -123,6 +127,11 @@ class RuleManager:
             "When each rule group was last evaluated (Unix seconds).",
             ("rule_group",),
         )
+        self._early = stats.counter(
+            "chatwatch_rule_early_evaluations_total",
+            "Evaluations between two regular ones, after new samples, for the alerts of "
+            "rules without `for`.",
+        )
         self._rules_gauge = stats.gauge(
             "chatwatch_rule_group_rules", "Rules in each rule group.", ("rule_group",)
         )
@@ -168,6 +177,39 @@ class RuleManager:
         if evaluated:
             self._publish(groups)
             for change in self.last_changes:
+                _log_change(change)
+            self.notify(alerts, now)
+        return alerts
+
+    @property
+    def evaluates_early(self) -> bool:
+        """Whether any group can start an alert in an early evaluation."""
+        return bool(self._early_groups())
+
+    def _early_groups(self) -> list[RuleGroup]:
+        """Groups with a rule without `for`, on the global interval (a group given a
+        longer one was asked to be evaluated less often)."""
+        interval = self.evaluation_interval
+        return [g for g in self._groups if g.evaluates_early and self.interval_of(g) <= interval]
+
+    def evaluate_early(self, now: float) -> list[Alert]:
+        """An early evaluation at `now`, between two regular ones, after new samples: the
+        groups with rules without `for` start the alerts that fire at once (group.py).
+        Their alerts are handed on only when one started; the regular schedule of every
+        group stays as it was. Returns the alerts handed on."""
+        groups = self._early_groups()
+        changes: list[Change] = []
+        alerts: list[Alert] = []
+        for group in groups:
+            group_alerts = group.eval(now, self.history, early=True)
+            if group.last_changes:
+                changes.extend(group.last_changes)
+                alerts.extend(group_alerts)
+        self._early.inc((), 1)
+        if changes:
+            self.last_changes = changes
+            self._publish(self._groups)
+            for change in changes:
                 _log_change(change)
             self.notify(alerts, now)
         return alerts
@@ -297,6 +339,12 @@ def required_retention(groups: Sequence[RuleGroup], evaluation_interval: float =
         if g.interval:
             longest = max(longest, 2 * g.interval)
     return longest + 2 * evaluation_interval
+
+
+def required_interest(groups: Sequence[RuleGroup]) -> Interest:
+    """The series the rules can read: every selector of every rule (subqueries included).
+    With no rules, none: the history then holds nothing and nothing is copied into it."""
+    return Interest(sel for g in groups for r in g.rules for sel in r.expr.selectors)
 
 
 @dataclass(frozen=True, slots=True)

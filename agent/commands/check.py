@@ -13,8 +13,8 @@ import glob
 import os
 import sys
 
-from agent.alerting.history import BYTES_PER_SAMPLE
-from agent.alerting.manager import estimate_memory
+from agent.alerting.history import BYTES_PER_SAMPLE, EVERYTHING, Interest
+from agent.alerting.manager import estimate_memory, required_interest
 from agent.alerting.rule_file import RuleError, load_rule_files
 from agent.config import Config, ConfigError, load
 from agent.metrics.config import MetricConfig
@@ -99,12 +99,19 @@ def unmatched_globs(file: str, cfg: Config) -> list[str]:
     return warnings
 
 
-def configured_series(metrics: list[MetricConfig]) -> int:
+def configured_series(metrics: list[MetricConfig], read: Interest = EVERYTHING) -> int:
     """The most series the metrics can have: `max_series` label sets each, and per label
-    set of a histogram its buckets, `+Inf`, `_sum` and `_count`."""
-    return sum(
-        m.max_series * (len(m.bucket_bounds) + 3 if m.type == "histogram" else 1) for m in metrics
-    )
+    set of a histogram its buckets, `+Inf`, `_sum` and `_count`; with `read`, only those
+    of the sample names it wants (what the rules can read)."""
+    total = 0
+    for m in metrics:
+        if m.type != "histogram":
+            total += m.max_series if read.wants_name(m.name) else 0
+            continue
+        per_set = len(m.bucket_bounds) + 1 if read.wants_name(m.name + "_bucket") else 0
+        per_set += read.wants_name(m.name + "_sum") + read.wants_name(m.name + "_count")
+        total += m.max_series * per_set
+    return total
 
 
 def history_memory(cfg: Config) -> list[str]:
@@ -114,7 +121,8 @@ def history_memory(cfg: Config) -> list[str]:
     )
     if not groups:
         return []
-    est = estimate_memory(groups, cfg.evaluation_interval, configured_series(cfg.metrics))
+    series = configured_series(cfg.metrics, required_interest(groups))
+    est = estimate_memory(groups, cfg.evaluation_interval, series)
     lines = [
         f"rules: {format_duration(est.retention)} of history every "
         f"{format_duration(cfg.evaluation_interval)}: {est.series} series (max_series) x "

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from prometheus_client import CollectorRegistry, generate_latest
-
 from agent.alerting.alert import Alert
 from agent.alerting.group import RuleGroup
 from agent.alerting.rule_file import RuleError
@@ -468,9 +466,7 @@ class Replay:
 
     def metrics_text(self) -> str:
         """The final /metrics of the replayed metrics (no chatwatch_* self-metrics)."""
-        registry = CollectorRegistry()
-        registry.register(collector(self.store, SelfMetrics()))
-        return generate_latest(registry).decode()
+        return collector(self.store, SelfMetrics(), runtime=False).text()
 
 
 def _iso(ts: float) -> str:

@@ -159,27 +159,50 @@ class Family:
     def sample_name(self) -> str:
         return self.name
 
-    def take_created(self) -> Iterator[tuple[SeriesKey, float]]:
-        """Sample keys of the counter series created since the last call, with the time."""
+    def take_created(
+        self, keep: Callable[[str], bool] | None = None
+    ) -> Iterator[tuple[SeriesKey, float]]:
+        """Sample keys of the counter series created since the last call, with the time;
+        with `keep`, only those whose sample name it accepts."""
         created = self.created
         if not created:
             return
         self.created = []
         name, make = self.name, self._make_key
+
+        def wanted(sample: str) -> bool:
+            return keep is None or keep(sample)
+
+        plain = wanted(name)
+        buckets, sums, counts = (
+            wanted(name + "_bucket"),
+            wanted(name + "_sum"),
+            wanted(name + "_count"),
+        )
         for values, t in created:
             if values not in self.series:
                 continue  # expired meanwhile
             if self.kind != "histogram":
-                yield _drop_empty(make(values, name), values), t
+                if plain:
+                    yield _drop_empty(make(values, name), values), t
                 continue
-            for le in self.le_strings:
-                yield _drop_empty(self._make_bucket_key(values, name + "_bucket", le), values), t
-            yield _drop_empty(make(values, name + "_sum"), values), t
-            yield _drop_empty(make(values, name + "_count"), values), t
+            if buckets:
+                for le in self.le_strings:
+                    key = self._make_bucket_key(values, name + "_bucket", le)
+                    yield _drop_empty(key, values), t
+            if sums:
+                yield _drop_empty(make(values, name + "_sum"), values), t
+            if counts:
+                yield _drop_empty(make(values, name + "_count"), values), t
 
-    def samples(self) -> Iterator[tuple[SeriesKey, float]]:
+    def samples(
+        self, keep: Callable[[str], bool] | None = None
+    ) -> Iterator[tuple[SeriesKey, float]]:
+        """Every sample; with `keep`, only those whose sample name it accepts."""
         name = self.name
         if self.kind != "histogram":
+            if keep is not None and not keep(name):
+                return
             keys = self._keys
             make = self._make_key
             for values, cell in list(self.series.items()):
@@ -189,14 +212,26 @@ class Family:
                 yield key, cell[0]
             return
         bucket_name, sum_name, count_name = name + "_bucket", name + "_sum", name + "_count"
+        buckets = sums = counts_ = True
+        if keep is not None:
+            buckets, sums, counts_ = keep(bucket_name), keep(sum_name), keep(count_name)
+            if not (buckets or sums or counts_):
+                return
         make, make_bucket, les = self._make_key, self._make_bucket_key, self.le_strings
         for values, counts in list(self.series.items()):
-            total = 0.0
-            for le, c in zip(les, counts, strict=False):
-                total += c
-                yield _drop_empty(make_bucket(values, bucket_name, le), values), total
-            yield _drop_empty(make(values, sum_name), values), counts[-1]
-            yield _drop_empty(make(values, count_name), values), total
+            if buckets:
+                total = 0.0
+                for le, c in zip(les, counts, strict=False):
+                    total += c
+                    yield _drop_empty(make_bucket(values, bucket_name, le), values), total
+            else:
+                total = 0.0
+                for c in counts[:-1]:
+                    total += c  # as above, not sum(): the same additions in the same order
+            if sums:
+                yield _drop_empty(make(values, sum_name), values), counts[-1]
+            if counts_:
+                yield _drop_empty(make(values, count_name), values), total
 
 
 def _drop_empty(key: SeriesKey, values: LabelValues) -> SeriesKey:
@@ -430,20 +465,29 @@ class Store:
                 log.info("metric %s is no longer configured; its saved series are dropped", name)
         return fresh
 
-    def take_created(self) -> list[tuple[SeriesKey, float]]:
+    def take_created(
+        self, keep: Callable[[str], bool] | None = None
+    ) -> list[tuple[SeriesKey, float]]:
         """Counter and histogram samples that appeared since the last call, with the time
-        their series was created (at 0 then): `History.append(..., created=)`."""
+        their series was created (at 0 then): `History.append(..., created=)`. With
+        `keep`, only the samples whose name it accepts (what rules can read)."""
         out: list[tuple[SeriesKey, float]] = []
         for fam in self.families.values():
             if fam.created:
-                out.extend(fam.take_created())
+                out.extend(fam.take_created(keep))
         return out
 
-    def snapshot(self) -> Iterator[tuple[SeriesKey, float]]:
-        """Every current sample: histograms expanded to _bucket{le}, _sum, _count."""
+    def snapshot(
+        self, keep: Callable[[str], bool] | None = None
+    ) -> Iterator[tuple[SeriesKey, float]]:
+        """Every current sample: histograms expanded to _bucket{le}, _sum, _count. With
+        `keep`, only the samples whose name it accepts (what rules can read): a metric it
+        refuses costs nothing."""
         for fam in list(self.families.values()):
-            yield from fam.samples()
+            yield from fam.samples(keep)
         for ext in list(self.external.values()):
+            if keep is not None and not keep(ext.name):
+                continue
             for labels, value in ext.samples:
                 pairs = [*labels.items(), ("__name__", ext.name)]
                 pairs.sort()

@@ -6,7 +6,8 @@ server stays below the agent in the layout and tests can hand it a double.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from collections.abc import Iterator
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from prometheus_client.registry import Collector
 
@@ -22,6 +23,28 @@ from agent.server.pages.views import (
 ReloadStatus = Literal["ok", "failed", "needs_restart"]
 """What a reload did: applied; rejected (the running config is kept); applied except for
 settings that only a restart can change (the listen address)."""
+
+
+class WrittenFamilies(Protocol):
+    """Families at one instant that write their own exposition text (in any thread)."""
+
+    names: frozenset[str]
+    """Their names as prometheus_client names families (a counter's without `_total`)."""
+    samples: int
+
+    def write(self, openmetrics: bool = False, escaping: str = ...) -> Iterator[str]:
+        """The text of every family, in chunks, without OpenMetrics' `# EOF`."""
+        ...
+
+
+@runtime_checkable
+class WritesItself(Protocol):
+    """A collector whose big families are written as text directly (the store's): its
+    `snapshot()` is taken on the event loop, and `collect()` yields the rest."""
+
+    def snapshot(self) -> WrittenFamilies: ...
+
+    def collect(self) -> Any: ...
 
 
 class ServerHandlers(Protocol):

@@ -4,10 +4,12 @@ How a `FileSource` works, in the order a reader meets it:
 
 * **Finding files.** The globs are expanded at start, whenever the watcher reports a
   file added or removed in a watched directory, and every `stat_interval` as a safety
-  net (some filesystems rotate without an event). Watching uses `watchfiles.awatch`
-  (inotify) on the directories the globs live in, plus the directories symlinked files
-  point into. Nothing polls in between: an idle source sleeps until the next event or
-  timer.
+  net (some filesystems rotate without an event). Watching uses inotify (`inotify.py`,
+  read on the event loop) on the directories the globs live in, plus the directories
+  symlinked files point into. Nothing polls in between: an idle source sleeps until the
+  next event or timer. An event from idle files is read at once; while files keep
+  changing, events are read at most every `WATCH_COALESCE` seconds, so one wake-up
+  reads what many writes appended.
 
 * **Identity.** An open file is its inode: we keep its descriptor, so a rename keeps us
   reading the same bytes, and a rotated file that still matches the globs (`app.log.1`
@@ -90,8 +92,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-from watchfiles import Change, awatch
-
 from agent.decode.base import Decoder, OnError
 from agent.decode.events import Event, Origin, Sink
 from agent.decode.formats import make_decoder
@@ -102,6 +102,7 @@ from agent.sources.checkpoint import (
     Checkpoints,
 )
 from agent.sources.config import SourceConfig
+from agent.sources.inotify import Change, Inotify
 from agent.sources.lines import LineSplitter, SourceCounters
 from agent.support.selfmetrics import SelfMetrics
 from agent.support.tasks import cancel_and_wait
@@ -112,8 +113,10 @@ CHUNK = 256 * 1024
 """Bytes per read; each chunk's lines are handed on as one batch."""
 ROUND_BYTES = 1024 * 1024
 """Bytes read from one file before giving the other files and the event loop a turn."""
-WATCH_DEBOUNCE_MS = 200
-WATCH_STEP_MS = 100
+WATCH_COALESCE = 0.2
+"""Seconds between two reads of the watcher's events while lines keep coming (when the
+files were idle, an event is read at once): inotify merges the events of the writes in
+between, so a busy file costs a few wake-ups a second, not one per line."""
 
 DecoderFactory = Callable[[SourceConfig, OnError], Decoder]
 State = Literal["live", "held", "pending"]
@@ -401,17 +404,42 @@ class FileSource:
                         await restart.wait()
 
     async def _watch_group(self, dirs: list[str], recursive: bool, stop: asyncio.Event) -> None:
-        async for changes in awatch(
-            *dirs,
-            watch_filter=None,
-            debounce=WATCH_DEBOUNCE_MS,
-            step=WATCH_STEP_MS,
-            stop_event=stop,
-            recursive=recursive,
-            ignore_permission_denied=True,
-        ):
-            self._changes.update(changes)
-            self._wake.set()
+        """Read the watcher's events as they come when the files were idle, and at most
+        every `WATCH_COALESCE` seconds while they keep changing."""
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+
+        def readable() -> None:  # level-triggered: listen again only after reading
+            loop.remove_reader(watcher.fd)
+            ready.set()
+
+        async def relay_stop() -> None:
+            await stop.wait()
+            ready.set()
+
+        with Inotify(dirs, recursive) as watcher:
+            relay = asyncio.create_task(relay_stop())
+            last_read = -math.inf
+            try:
+                while not stop.is_set():
+                    loop.add_reader(watcher.fd, readable)
+                    await ready.wait()
+                    ready.clear()
+                    if stop.is_set():
+                        break
+                    pause = last_read + WATCH_COALESCE - time.monotonic()
+                    if pause > 0:  # still busy: let the kernel merge the events meanwhile
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(pause):
+                                await stop.wait()
+                    changes = watcher.read()
+                    last_read = time.monotonic()
+                    if changes:
+                        self._changes.update(changes)
+                        self._wake.set()
+            finally:
+                loop.remove_reader(watcher.fd)
+                await cancel_and_wait([relay])
 
     def _watch_dirs(self) -> frozenset[tuple[str, bool, int]]:
         dirs: set[tuple[str, bool, int]] = set()

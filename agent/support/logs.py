@@ -59,5 +59,5 @@ def setup(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("hypercorn.error", "hypercorn.access", "httpx", "httpcore", "watchfiles"):
+    for noisy in ("hypercorn.error", "hypercorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

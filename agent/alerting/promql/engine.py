@@ -30,6 +30,7 @@ from agent.alerting.history import (
     History,
     Matcher,
     MatchOp,
+    RunSeries,
     bisect_right,
     is_stale,
     window,
@@ -109,6 +110,9 @@ class Expr:
     subqueries: tuple[tuple[str, int], ...] = ()
     """Each subquery (its text with the step) and how many steps it holds: the results
     kept between evaluations, one sample per step and result series."""
+    selectors: tuple[tuple[Matcher, ...], ...] = ()
+    """Matchers of every selector, instant or range, inside subqueries too: the series
+    the expression can read (the history keeps only those, `history.Interest`)."""
 
 
 DEFAULT_SUBQUERY_STEP = 60.0
@@ -141,6 +145,7 @@ def compile_expr(text: str, *, subquery_step: float = DEFAULT_SUBQUERY_STEP) -> 
         tuple(c.instant_selectors),
         c.range_ms / 1000,
         tuple(c.subqueries),
+        tuple(c.selectors),
     )
 
 
@@ -244,6 +249,7 @@ class _Compiler:
         self.lookback_ms = 0
         self.range_ms = 0
         self.instant_selectors: list[tuple[Matcher, ...]] = []
+        self.selectors: list[tuple[Matcher, ...]] = []  # see Expr.selectors
         self.reads: list[str | None] = []  # per selector: its metric name, or None
         self.marks: list[str] = []  # _AT, _QUERY_TIME, _FUTURE, _SUBQUERY, as met
         self.shift_ms: int | None = 0
@@ -387,6 +393,7 @@ class _Compiler:
                 except re.error as e:
                     raise ValueError(f"invalid regular expression in {vs}: {e}") from None
             out.append(matcher)
+        self.selectors.append(tuple(out))
         return tuple(out)
 
     def vector_selector(self, vs: pp.VectorSelector, with_ts: bool = False) -> Fn:
@@ -405,6 +412,11 @@ class _Compiler:
                 ref, oldest = min(ref, hi), max(oldest, lo)
             out: IVec = []
             for s in h.series(ms):
+                if isinstance(s, RunSeries):  # read from the runs, no arrays built
+                    value = s.latest(ref, oldest)
+                    if value is not None:
+                        out.append((s.key, value))
+                    continue
                 ts = s.ts
                 if not ts or ts[0] > ref:
                     continue

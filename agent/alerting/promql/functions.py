@@ -18,7 +18,15 @@ from typing import Any
 
 import promql_parser as pp
 
-from agent.alerting.history import History, Series, bisect_left, bisect_right, is_stale
+from agent.alerting.history import (
+    History,
+    RunSeries,
+    Series,
+    bisect_left,
+    bisect_right,
+    is_stale,
+    window,
+)
 from agent.alerting.promql.gomath import (
     go_ceil,
     go_div,
@@ -133,8 +141,9 @@ def _extrapolated_rate(
 
 def _fast_rate(m: Matrix, is_counter: bool, is_rate: bool) -> Fn:
     """rate/increase/delta with the window lookup and the common case inlined: the hot
-    loop of most alert rules. Windows with a reset or a staleness marker take the exact
-    general path (`_extrapolated_rate`), as do subqueries."""
+    loop of most alert rules. A series held as runs gives its window's ends from the runs
+    (`RunSeries.span`), without building its samples. Windows with a reset or a staleness
+    marker take the exact general path (`_extrapolated_rate`), as do subqueries."""
     if m.selector is None:
         return _rate_of_windows(m, is_counter, is_rate)
     ms, rng = m.matchers, m.range_ms
@@ -148,38 +157,57 @@ def _fast_rate(m: Matrix, is_counter: bool, is_rate: bool) -> Fn:
         start = end - rng
         out: IVec = []
         append = out.append
+        first_tick, last_tick = h.ticks_within(start, end)
         for s in h.series(ms):
-            ts = s.ts
-            n = len(ts)
-            if n < 2:
-                continue
-            last = ts[n - 1]
-            first = ts[0]
-            if last < start or first > end:
-                continue
-            hi = n if last <= end else bisect_right(ts, end)
-            if first >= start:
-                lo = 0
+            if isinstance(s, RunSeries):
+                span = s.span(first_tick, last_tick, start, end)
+                if span is None:  # not plain: the general path over its samples
+                    ts = s.ts
+                    if not ts or ts[-1] < start or ts[0] > end:
+                        continue
+                    lo, hi = window(ts, start, end)
+                    if hi - lo < 2:
+                        continue
+                    v = _extrapolated_rate(s, lo, hi, t, m, is_counter, is_rate)
+                    if v is not None:
+                        append((s.key_noname, v))
+                    continue
+                n, t0, t1, v0, v1 = span
+                if n < 2:
+                    continue
+                result = v1 - v0
             else:
-                # Steady sample spacing: guess the first index in the window, check it.
-                g = n - 1 - (last - start) * (n - 1) // (last - first)
-                if 0 < g < n and ts[g - 1] < start <= ts[g]:
-                    lo = g
+                ts = s.ts
+                n = len(ts)
+                if n < 2:
+                    continue
+                last = ts[n - 1]
+                first = ts[0]
+                if last < start or first > end:
+                    continue
+                hi = n if last <= end else bisect_right(ts, end)
+                if first >= start:
+                    lo = 0
                 else:
-                    lo = bisect_left(ts, start, 0, hi)
-            if hi - lo < 2:
-                continue
-            vals = s.vals
-            v0 = vals[lo]
-            if v0 != v0 or (s.irregular and not s.regular(lo, hi)):
-                v = _extrapolated_rate(s, lo, hi, t, m, is_counter, is_rate)
-                if v is not None:
-                    append((s.key_noname, v))
-                continue
-            n = hi - lo
-            t0 = ts[lo]
-            t1 = ts[hi - 1]
-            result = vals[hi - 1] - v0
+                    # Steady sample spacing: guess the first index in the window, check it.
+                    g = n - 1 - (last - start) * (n - 1) // (last - first)
+                    if 0 < g < n and ts[g - 1] < start <= ts[g]:
+                        lo = g
+                    else:
+                        lo = bisect_left(ts, start, 0, hi)
+                if hi - lo < 2:
+                    continue
+                vals = s.vals
+                v0 = vals[lo]
+                if v0 != v0 or (s.irregular and not s.regular(lo, hi)):
+                    v = _extrapolated_rate(s, lo, hi, t, m, is_counter, is_rate)
+                    if v is not None:
+                        append((s.key_noname, v))
+                    continue
+                n = hi - lo
+                t0 = ts[lo]
+                t1 = ts[hi - 1]
+                result = vals[hi - 1] - v0
             duration_to_start = (t0 - start) / 1000
             duration_to_end = (end - t1) / 1000
             sampled = (t1 - t0) / 1000

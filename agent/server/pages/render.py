@@ -9,17 +9,20 @@ Policy says so to the browser, so even a missed escape could not run a script.
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import orjson
 from markupsafe import Markup
 
 from agent import __version__
 from agent.support.duration import format_duration
+
+if TYPE_CHECKING:
+    import jinja2
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -73,9 +76,8 @@ NAV = (
 
 def render(template: str, active: str, **context: Any) -> Page:
     """`template` with the page frame (navigation with `active` marked)."""
-    html = _env.get_template(template).render(
-        nav=NAV, active=active, version=__version__, **context
-    )
+    page = _environment().get_template(template)
+    html = page.render(nav=NAV, active=active, version=__version__, **context)
     return Page(html.encode())
 
 
@@ -160,18 +162,25 @@ def json_script(data: Any) -> Markup:
     return Markup(text)
 
 
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("agent.server.pages", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_env.filters.update(
-    when=when,
-    duration=human_duration,
-    value=human_value,
-    per_second=per_second,
-    bytes=human_bytes,
-)
-_env.globals.update(ago=ago, count=count)
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """The template environment, made on the first page asked for: Jinja2 is imported
+    then, not at start-up (the agent is ready without it; pages are for later)."""
+    import jinja2  # lazy: ~40 ms of start-up that readiness does not need
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("agent.server.pages", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        when=when,
+        duration=human_duration,
+        value=human_value,
+        per_second=per_second,
+        bytes=human_bytes,
+    )
+    env.globals.update(ago=ago, count=count)
+    return env
