@@ -2,7 +2,10 @@
 
 sources -> decode -> Pipeline (extract, store, history, rules) -> Notifier: the sources
 feed the pipeline, and every evaluation_interval on the wall-clock grid the pipeline
-ticks, handing alerts to the Notifier. All long-running work (sources, server, rule
+ticks, handing alerts to the Notifier. At start the files are read up to where they
+ended (after a restart: what was written meanwhile, in the log's own time where the
+source names its timestamp: agent/catchup.py) before live tailing and the evaluations
+begin (`_go_live`). All long-running work (sources, server, rule
 ticks, checkpoints, notifier, reloads) is a task in one TaskGroup, so shutdown happens
 in one place:
 `stop()` stops the sources (they hand on what they read) and the notifier's deliveries,
@@ -22,7 +25,10 @@ from typing import Any
 from prometheus_client.registry import Collector
 
 from agent.alerting.rule_file import RuleError
+from agent.catchup import CatchUp, LogClock, in_log_time
 from agent.config import Config, ConfigError, load
+from agent.decode.events import Event, Origin, Sink
+from agent.early import Evaluations
 from agent.metrics.exposition import collector
 from agent.notify.api import AlertmanagerAPI
 from agent.notify.notifier import Notifier
@@ -108,13 +114,22 @@ class Agent:
         )
         self.alertmanager_api = AlertmanagerAPI(self.notifier, self.started_at)
         """Alertmanager's API v2 (silences, alerts) for amtool and Grafana."""
+        self.clock = LogClock()
+        """The pipeline's clock: the log's time while catching up (agent/catchup.py)."""
         self.pipeline = Pipeline(
             cfg.metrics,
             load_rules(cfg),
             stats=self.stats,
             notify=self.notifier.send,
             evaluation_interval=cfg.evaluation_interval,
+            clock=self.clock,
         )
+        self.evaluations = Evaluations(
+            lambda now, early: self.pipeline.tick(now, early=early),
+            cfg.evaluation_interval,
+            lambda: self.pipeline.rules.evaluates_early,
+        )
+        """Rule evaluations on the grid, and early after new samples (agent/early.py)."""
         self.state = AgentState(
             CheckpointFile(cfg.checkpoint_path, cfg.resolve(cfg.state_dir)),
             self.stats,
@@ -129,7 +144,9 @@ class Agent:
         self.sources: list[FileSource | StdinSource] = []
         self.collectors: list[Collector] = [collector(self.pipeline.store, self.stats)]
         self._stop = asyncio.Event()
-        self._sources_opened = False
+        self._live = asyncio.Event()
+        """Set once the backlog found at start is read and the sources tail live."""
+        self.catchup: CatchUp | None = None
         self._reload_lock = asyncio.Lock()
         self.server_started = asyncio.Event()
         self.server = Server(cfg.server, self, base_dir=cfg.base_dir)
@@ -141,13 +158,14 @@ class Agent:
         """Every source open, and the state writable: an agent that cannot save its
         checkpoints or alerts would count twice or page anew after a restart."""
         return (
-            self._sources_opened
+            self._live.is_set()
             and all(s.opened.is_set() for s in self.sources)
             and not self._unwritable
             and self.notifier.state_ok
         )
 
     async def reload(self) -> tuple[ReloadStatus, str]:
+        await self._live.wait()  # sources restart live: not while the backlog is read
         async with self._reload_lock:
             return await self._reload()
 
@@ -196,17 +214,19 @@ class Agent:
             loop.add_signal_handler(signal.SIGTERM, self.stop)
             loop.add_signal_handler(signal.SIGINT, self.stop)
             loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
-        self.state.restore(time.time())
+        timestamped = [s.name for s in self.cfg.sources if s.timestamp is not None]
+        saved = self.state.restore(time.time(), log_time=timestamped)
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                self._start_sources(tg, self.cfg)
+                self.catchup = self._catch_up(saved.saved_at)
+                self._start_sources(tg, self.cfg, self.catchup)
+                tg.create_task(self._go_live(tg), name="backlog")
                 tg.create_task(self._recount(), name="recount")
                 tg.create_task(
                     self.server.run(self.server_started),
                     name="server",
                 )
-                tg.create_task(self._evaluate_forever(), name="rules")
                 tg.create_task(self._checkpoint_forever(), name="checkpoints")
                 tg.create_task(self.notifier.run(), name="notifier")
                 log.info(
@@ -224,24 +244,84 @@ class Agent:
     async def _shutdown(self) -> None:
         log.info("shutting down")
         await self._stop_sources()
+        if self.catchup is not None:  # stopped while catching up: count what was read
+            self.catchup.drain()
         try:  # deliveries in flight stay queued, in the checkpoint
             await asyncio.wait_for(self.notifier.stop(), timeout=1.0)
         except TimeoutError:
             log.warning("notifier not stopped before the shutdown deadline")
         await self._save_checkpoint()
 
-    def _start_sources(self, tg: asyncio.TaskGroup, cfg: Config) -> None:
+    def _start_sources(
+        self, tg: asyncio.TaskGroup, cfg: Config, catchup: CatchUp | None = None
+    ) -> None:
+        """Start the sources; at start (not live yet) held at their backlog, which
+        `_go_live` reads, and stdin only once live."""
         self.sources = []
+        starting = not self._live.is_set()
         for src in resolve_sources(cfg):
             source: FileSource | StdinSource
-            sink = self.activity.sink(src.name, self.pipeline.feed)
+            feed: Sink = self._feed
+            caught_up = catchup is not None and in_log_time(src, self.checkpoints)
+            if catchup is not None and caught_up:
+                feed = catchup.sink(src, feed)
+            sink = self.activity.sink(src.name, feed)
             if src.stdin:
                 source = StdinSource(src, sink, self.stats)
             else:
                 source = FileSource(src, sink, self.checkpoints, self.stats)
+                if starting:
+                    source.hold_at_start(read_backlog=not caught_up)
+                if catchup is not None and caught_up:
+                    catchup.add(source)
             self.sources.append(source)
-            tg.create_task(source.run(), name=f"source:{src.name}")
-        self._sources_opened = True
+            if not (starting and src.stdin):
+                tg.create_task(source.run(), name=f"source:{src.name}")
+
+    def _catch_up(self, saved_at: float | None) -> CatchUp | None:
+        """A catch-up in log time when some source names its timestamp and was read
+        before the restart (agent/catchup.py); None otherwise."""
+        if not any(in_log_time(s, self.checkpoints) for s in self.cfg.sources):
+            return None
+        now = time.time()
+        return CatchUp(
+            self.pipeline,
+            self.clock,
+            self.stats,
+            evaluation_interval=self.cfg.evaluation_interval,
+            since=saved_at if saved_at is not None else now,
+            until=now,
+        )
+
+    async def _go_live(self, tg: asyncio.TaskGroup) -> None:
+        """Read the backlog the files held at start, evaluate once, then tail live.
+
+        Sources without a timestamp read theirs first, counted as it is read, as before
+        catch-up existed; then those with one, in the log's own time (`self.catchup`).
+        The evaluation at the end comes before any line read live, so each of those is
+        new to the history (its series gets its created zero) and alerts."""
+        catchup = self.catchup
+        caught_up = catchup.files if catchup is not None else []
+        files = [s for s in self.sources if isinstance(s, FileSource)]
+        await asyncio.gather(*(s.backlog_read.wait() for s in files if s not in caught_up))
+        if catchup is not None:
+            for source in caught_up:
+                source.read_backlog()
+            await asyncio.gather(*(s.backlog_read.wait() for s in caught_up))
+            if self._stop.is_set():
+                return
+            missed = catchup.finish()
+            self.notifier.send_missed(missed, time.time())
+        if self._stop.is_set():
+            return
+        self.pipeline.tick(time.time())
+        for s in self.sources:
+            if isinstance(s, FileSource):
+                s.release()
+            else:
+                tg.create_task(s.run(), name=f"source:{s.cfg.name}")
+        self._live.set()
+        tg.create_task(self._evaluate_forever(), name="rules")
 
     async def _stop_sources(self) -> None:
         stops = [s.stop() for s in self.sources]
@@ -257,6 +337,7 @@ class Agent:
             files = [s.caught_up.wait() for s in self.sources if isinstance(s, FileSource)]
             try:
                 async with asyncio.timeout(RECOUNT_LIMIT):
+                    await self._live.wait()  # (catch-up counts the backlog in log time)
                     await asyncio.gather(*files)
             except TimeoutError:
                 log.warning(
@@ -279,9 +360,10 @@ class Agent:
             self._unwritable.add("checkpoints")
 
     async def _checkpoint_forever(self) -> None:
-        # The first one as soon as the files are open: a crash from then on restarts from
-        # a whole instant (with `start_at: end`, from the offsets chosen now).
-        await asyncio.gather(*(s.opened.wait() for s in self.sources))
+        # The first one once the backlog is read and the files are tailed live: a crash
+        # from then on restarts from a whole instant (with `start_at: end`, from the
+        # offsets chosen now); one during catch-up, from the checkpoint it started from.
+        await self._live.wait()
         while True:
             await self._save_checkpoint()
             with contextlib.suppress(TimeoutError):
@@ -290,12 +372,14 @@ class Agent:
             self._checkpoint_wanted.clear()
 
     async def _evaluate_forever(self) -> None:
-        """Every evaluation_interval, on the wall-clock grid: expire, snapshot, evaluate."""
-        interval = self.cfg.evaluation_interval
-        while True:
-            now = time.time()
-            await asyncio.sleep(interval - (now % interval))
-            self.pipeline.tick(time.time())
+        """Every evaluation_interval, on the wall-clock grid: expire, snapshot, evaluate;
+        and early, soon after new samples, for the alerts that fire at once."""
+        await self.evaluations.run()
+
+    def _feed(self, origin: Origin, events: list[Event]) -> None:
+        """The sources' sink: count the events, then let the rules see them soon."""
+        self.pipeline.feed(origin, events)
+        self.evaluations.samples_arrived()
 
     # -- reload --------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,9 +258,13 @@ class AgentState:
 
     # -- start -------------------------------------------------------------------------
 
-    def restore(self, now: float) -> Saved:
+    def restore(self, now: float, log_time: Collection[str] = ()) -> Saved:
         """Put the last checkpoint's instant back: offsets, values, alerts, notifications.
-        Call it before the sources start."""
+        Call it before the sources start.
+
+        `log_time`: the sources whose backlog is caught up in the log's own time. When the
+        checkpoint has offsets of one of them, alerts are restored as of the checkpoint's
+        instant (the downtime is replayed, not skipped: agent/catchup.py)."""
         saved = self.file.load()
         self._legacy = saved.legacy
         try:
@@ -272,7 +277,11 @@ class AgentState:
             self.restored_values = True
         alerts = 0
         if saved.alerts is not None:
-            alerts = restore_alerts_state(self.rules.groups, saved.alerts, now, saved.origin)
+            replayed = saved.saved_at is not None and any(
+                self.checkpoints.for_source(name) for name in log_time
+            )
+            at = saved.saved_at if replayed and saved.saved_at is not None else now
+            alerts = restore_alerts_state(self.rules.groups, saved.alerts, at, saved.origin)
         try:
             self.notifier.restore(saved.notifications, now)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

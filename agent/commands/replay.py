@@ -56,14 +56,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--timestamp-field",
         default=None,
-        help="event field holding the time (dots nest); default: the first of ts, time, "
-        "timestamp, @timestamp that the event has (cri/docker logs carry `time`)",
+        help="event field holding the time (dots nest); default: the source's "
+        "`timestamp.field`, else the first of ts, time, timestamp, @timestamp that the event "
+        "has (cri/docker logs carry `time`)",
     )
     p.add_argument(
         "--timestamp-format",
         default="auto",
-        help="rfc3339, unix, unix_ms, a strptime format such as '%%d/%%b/%%Y:%%H:%%M:%%S %%z', "
-        "or auto (numbers: unix seconds or ms; text: ISO 8601, UTC unless it says otherwise)",
+        help="rfc3339, unix, unix_ms, unix_us, unix_ns, python (logging's asctime), a "
+        "strptime format such as '%%d/%%b/%%Y:%%H:%%M:%%S %%z', or auto (numbers: epoch "
+        "seconds to nanoseconds, by size; text: ISO 8601, UTC unless it says otherwise); "
+        "default: the source's `timestamp.format`, else auto",
     )
     p.add_argument("--source", default=None, help="source whose format decodes the logs")
     p.add_argument(
@@ -272,6 +275,10 @@ class Replay:
         self.timeline: list[TimelineEntry] = []
         self.episodes: list[Episode] = []
         self._firing: dict[tuple[tuple[str, str], ...], Episode] = {}
+        named = self.source.timestamp  # the source's `timestamp:`, unless the flags say
+        if named is not None:
+            timestamp_field = timestamp_field if timestamp_field is not None else named.field
+            timestamp_format = timestamp_format if timestamp_format != "auto" else named.format
         self._ts_of_value = timestamp_parser(timestamp_format)
         self._get_ts = field_getter(timestamp_field)
         self.on_entry: Callable[[TimelineEntry], None] | None = None

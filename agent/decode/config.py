@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from agent.decode.timestamps import FORMATS
 from agent.support.configmodel import Duration, Model
 
 Format = Literal["json", "cri", "docker", "logfmt", "regex", "auto"]
@@ -67,6 +68,39 @@ class MultilineConfig(Model):
         return self
 
 
+class TimestampConfig(Model):
+    """Where an event says when it happened: a source's `timestamp:`.
+
+    With it, what was written while chatwatch was down is caught up in the log's own
+    time after a restart (agent/catchup.py), and `chatwatch replay` reads the same field.
+    """
+
+    field: str | None = None
+    """The field path (dots reach into nested objects); default: the first of `ts`,
+    `time`, `timestamp`, `@timestamp` the event has. CRI and docker records carry the
+    wrapper's time as `time` unless the payload has a field of that name."""
+    format: str = "auto"
+    """`auto` (ISO 8601 / RFC 3339 text, Python logging's `%(asctime)s`, or an epoch
+    number in s, ms, µs or ns told apart by size), `rfc3339`, `unix`, `unix_ms`,
+    `unix_us`, `unix_ns`, `python` (`2026-11-30 16:05:45,123`), or a strptime format with
+    `%` directives. Text without a zone is UTC."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _field_name(cls, data: Any) -> Any:
+        return {"field": data} if isinstance(data, str) else data
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in FORMATS and "%" not in value:
+            raise ValueError(
+                f"expected one of {', '.join(FORMATS)} or a strptime format with % "
+                f"directives (such as '%d/%b/%Y:%H:%M:%S %z'), got {value!r}"
+            )
+        return value
+
+
 class DecodeConfig(Model):
     """How a source's lines become events; `sources[]` extends it with where they come from."""
 
@@ -80,6 +114,9 @@ class DecodeConfig(Model):
     multiline: MultilineConfig | None = None
     """Join the lines of one event (a log line and its stack trace) before decoding; a
     preset's name alone (`multiline: python`) is short for `{preset: python}`."""
+    timestamp: TimestampConfig | None = None
+    """The event's own time; a field name alone (`timestamp: ts`) is short for
+    `{field: ts}`. Without it, what a restart finds unread is counted as it is read."""
 
     @field_validator("regex")
     @classmethod

@@ -1,4 +1,8 @@
-"""Event time: a field of the event read as Unix seconds (RFC 3339, epoch, strptime)."""
+"""Event time: a field of the event read as Unix seconds (RFC 3339, epoch, strptime).
+
+`timestamp_parser(format)` reads one field value; `event_time_reader(field, format)` reads
+an event's time, as `chatwatch replay` and a source's `timestamp:` (catch-up) do.
+"""
 
 from __future__ import annotations
 
@@ -62,8 +66,8 @@ def timestamp_parser(fmt: str) -> Callable[[Any], float | None]:
             return event_time(value)
 
         return auto
-    if fmt in ("unix", "unix_ms"):
-        scale = 1.0 if fmt == "unix" else 0.001
+    if fmt in UNIX_SCALES:
+        scale = UNIX_SCALES[fmt]
 
         def numeric(value: Any) -> float | None:
             try:
@@ -100,10 +104,20 @@ def timestamp_parser(fmt: str) -> Callable[[Any], float | None]:
             return t.timestamp()
 
         return strptime
+    if fmt == "python":
+        return timestamp_parser(PYTHON_ASCTIME)
     raise ValueError(
-        f"--timestamp-format: expected rfc3339, unix, unix_ms, auto or a strptime format "
-        f"with % directives, got {fmt!r}"
+        f"--timestamp-format: expected {', '.join(FORMATS)} or a strptime format with % "
+        f"directives, got {fmt!r}"
     )
+
+
+UNIX_SCALES = {"unix": 1.0, "unix_ms": 1e-3, "unix_us": 1e-6, "unix_ns": 1e-9}
+"""Epoch numbers (or numeric strings) in seconds, milliseconds, microseconds, nanoseconds."""
+PYTHON_ASCTIME = "%Y-%m-%d %H:%M:%S,%f"
+"""Python logging's `%(asctime)s`: `2026-11-30 16:05:45,123` (milliseconds after a comma)."""
+FORMATS = ("auto", "rfc3339", *UNIX_SCALES, "python")
+"""The named formats; anything else with `%` directives is a strptime format."""
 
 
 DEFAULT_TIMESTAMP_FIELDS = ("ts", "time", "timestamp", "@timestamp")
@@ -133,3 +147,13 @@ def field_getter(path: str | None) -> Callable[[Mapping[str, Any]], Any]:
         return value
 
     return get
+
+
+def event_time_reader(
+    field: str | None, fmt: str = "auto"
+) -> Callable[[Mapping[str, Any]], float | None]:
+    """An event's time in Unix seconds, from `field` (None: the first of
+    DEFAULT_TIMESTAMP_FIELDS the event has) read in `fmt`; None when it cannot be read."""
+    get = field_getter(field)
+    parse = timestamp_parser(fmt)
+    return lambda event: parse(get(event))

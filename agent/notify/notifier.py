@@ -152,6 +152,55 @@ class Notifier:
         else:
             self._refreshed = True  # saved within REFRESH_SAVE_INTERVAL; no need to wake
 
+    def send_missed(self, alerts: list[Alert], now: float) -> int:
+        """Alerts that fired and resolved while the agent was down (found by catch-up):
+        one resolved notification per alert group to each integration of its routes with
+        `send_resolved`, at once; muted alerts are left out. Nobody was told they fired, so
+        the dispatcher (which sends a resolve only to whoever was) never sees them.
+        Returns the number of notifications queued."""
+        route = self.dispatcher.route
+        if route is None or not alerts:
+            return 0
+        groups: dict[tuple[str, str], list[NotifiedAlert]] = {}
+        keys: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+        for alert in alerts:
+            if self.mute.reason(alert.labels, now) is not None:
+                continue
+            notified = NotifiedAlert(
+                labels=dict(alert.labels),
+                annotations=dict(alert.annotations),
+                starts_at=alert.starts_at,
+                ends_at=alert.ends_at,
+                generator_url=alert.generator_url,
+                fingerprint=fingerprint(alert.labels),
+            )
+            for r in route.match(alert.labels):
+                labels = r.group_labels(alert.labels)
+                for spec in self.dispatcher.integrations.get(r.receiver, []):
+                    if spec.send_resolved:
+                        key = (spec.name, f"{r.key}:{label_set_string(labels)}")
+                        groups.setdefault(key, []).append(notified)
+                        keys[key] = (r.receiver, labels)
+        for (integration, group_key), notified_alerts in groups.items():
+            queue = self.queues.get(integration)
+            if queue is None:
+                continue
+            receiver, labels = keys[(integration, group_key)]
+            queue.put(
+                Notification(
+                    receiver=receiver,
+                    integration=integration,
+                    group_key=group_key,
+                    group_labels=labels,
+                    alerts=notified_alerts,
+                    external_url=self.external_url,
+                    created_at=now,
+                )
+            )
+        if groups:
+            self._changed()
+        return len(groups)
+
     def _forward_batch(self, name: str, alerts: list[Alert], now: float) -> Notification:
         return Notification(
             receiver="alertmanager",

@@ -74,6 +74,15 @@ How a `FileSource` works, in the order a reader meets it:
   applies on a source's first run (no checkpoints for it at all); files found later,
   while running or after a restart, are new since we last looked and are read from the
   beginning.
+
+* **Held at start.** The agent starts a source with `hold_at_start()`: each file found
+  at start is read only up to where it ended then (its backlog: after a restart, what was
+  written while the agent was down), and what is appended later, like files found later,
+  waits for `release()`. The agent reads every backlog first (in the log's own time where
+  the source names its timestamp: agent/catchup.py), evaluates once, then releases the
+  sources, so the first line read live is counted after an evaluation and alerts as
+  any later line does. While held, rotated files are not closed and no timer hands on a
+  partial line or a held event: they wait for the release.
 """
 
 from __future__ import annotations
@@ -130,6 +139,7 @@ class _File:
     """One open file (one inode) and how far it was read."""
 
     __slots__ = (
+        "backlog_end",
         "before",
         "copy_head",
         "copy_of",
@@ -143,6 +153,7 @@ class _File:
         "held",
         "ino",
         "last_growth",
+        "limit",
         "lost_since",
         "origin",
         "path",
@@ -190,6 +201,10 @@ class _File:
         """For a held copy: the open file it is a copy of."""
         self.copy_head = b""
         self.departed = False
+        self.limit: float = math.inf
+        """Reading stops here while the source is held at start (see `hold_at_start`)."""
+        self.backlog_end: float = math.inf
+        """Where the file ended when it was found at start (the end of its backlog)."""
 
 
 class _Denied:
@@ -282,6 +297,10 @@ class FileSource:
         self._wake = asyncio.Event()
         self._deadline = math.inf
         self._first_run = True
+        self._holding = False
+        self._backlog_open = True
+        self.backlog_read = asyncio.Event()
+        """Set, while held at start, once every file was read up to where it ended at start."""
         self._stopping = False
         self._running = False
         self._closed = False
@@ -326,6 +345,36 @@ class FileSource:
         else:
             self._shutdown()
 
+    def hold_at_start(self, read_backlog: bool = True) -> None:
+        """Before `run()`: read each file found at start only up to where it ended then,
+        and, without `read_backlog`, not at all until `read_backlog()`; everything else
+        waits for `release()` (see "Held at start" above)."""
+        self._holding = True
+        self._backlog_open = read_backlog
+
+    def read_backlog(self) -> None:
+        """Read the backlog of each file found at start (up to where it ended then)."""
+        self._backlog_open = True
+        for f in self._files.values():
+            f.limit = f.backlog_end
+        self._wake.set()
+
+    def release(self) -> None:
+        """Tail live: read on past the backlog, as far as the files go."""
+        self._holding = False
+        for f in self._files.values():
+            f.limit = math.inf
+        self._wake.set()
+
+    def backlog(self) -> dict[Origin, int]:
+        """Bytes of backlog not read yet, per file (nothing once released)."""
+        out: dict[Origin, int] = {}
+        if self._holding:
+            for f in self._files.values():
+                if f.state == "live" and f.backlog_end != math.inf:
+                    out[f.origin] = out.get(f.origin, 0) + max(0, int(f.backlog_end) - f.pos)
+        return out
+
     async def _loop(self) -> None:
         interval = self.cfg.stat_interval
         next_full = time.monotonic() + interval
@@ -351,6 +400,8 @@ class FileSource:
                 more = await self._poll_all(verify=False) or more
             if not more:
                 self.caught_up.set()
+                if self._holding and self._backlog_open and not any(self.backlog().values()):
+                    self.backlog_read.set()
             if full:
                 self._touch_checkpoints()
             self._housekeeping(time.monotonic())
@@ -607,6 +658,9 @@ class FileSource:
             f.state = "pending"  # identified when its first bytes arrive (it may be a copy)
         else:
             self._identify(f, st.st_size, initial)
+            if self._holding and initial and f.state == "live":
+                f.backlog_end = st.st_size
+                f.limit = st.st_size if self._backlog_open else f.pos
 
     def _identify(self, f: _File, size: int, initial: bool) -> None:
         """Decide where to start reading a newly found file (see the module docstring)."""
@@ -706,6 +760,8 @@ class FileSource:
         f.copy_of = None
         f.copy_head = b""
         f.pos = offset
+        if self._holding:  # what is there now is not backlog: it waits for the release
+            f.limit = f.backlog_end = offset
         f.held = []
         f.splitter = LineSplitter(
             self.cfg.max_line_bytes,
@@ -776,8 +832,11 @@ class FileSource:
         splitter = f.splitter
         assert splitter is not None
         while budget > 0:
+            want = CHUNK if f.limit == math.inf else min(CHUNK, int(f.limit) - f.pos)
+            if want <= 0:
+                return False  # held at start: the rest waits for the release
             try:
-                data = os.pread(f.fd, CHUNK, f.pos)
+                data = os.pread(f.fd, want, f.pos)
             except OSError as exc:
                 log.warning(
                     "read failed", extra={"source": self._name, "path": f.path, "error": str(exc)}
@@ -1042,6 +1101,8 @@ class FileSource:
         idle = self.cfg.partial_line_timeout
         wait = self.cfg.rotate_wait
         for f in list(self._files.values()):
+            if f.limit != math.inf:
+                continue  # held at start: closing and timers wait for the release
             if f.lost_since is not None:
                 at = max(f.lost_since, f.last_growth) + wait
                 if now >= at:
