@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         if name in results:
             share = results[name]["cpu_ms"] / 1000 * 100
             verdict = "met" if share < 2.0 else "NOT MET"
-            print(f"goal: {name}: a tick every 1 s costs {share:.2f}% of a core (< 2%): {verdict}")
+            print(
+                f"GOAL history tick, {name}: < 2% of a core at 1 tick/s: {verdict} "
+                f"({share:.2f}% of a core)"
+            )
     return 0
 
 

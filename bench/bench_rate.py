@@ -9,13 +9,15 @@ does, in small bursts paced every millisecond. Printed: the agent's CPU (user + 
 from /proc) per line and as a share of one core, measured over `--seconds` after a
 warm-up, with the lines the agent counted checked against the lines written; and the
 time from starting the process to `/-/ready` answering 200 (the median of `--startups`
-starts, the same config without the writer).
+starts, the same config without the writer), beside mtail's on the same log
+(bench/mtail/chatbot.mtail, to its `/-/ready` answering 200), where mtail is installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -28,9 +30,10 @@ import httpx
 import orjson
 import yaml
 
-from bench.workload import METRICS, make_event
+from bench.workload import METRICS, make_event, mtail_command
 
 ROOT = Path(__file__).resolve().parent.parent
+MTAIL = shutil.which("mtail")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 RULES = """
@@ -121,6 +124,27 @@ def startup(config: Path, listen: str, runs: int) -> float:
     return statistics.median(times)
 
 
+def mtail_startup(log: Path, runs: int) -> float | None:
+    """Median seconds from starting mtail on `log` to ready; None without mtail."""
+    if MTAIL is None:
+        return None
+    times = []
+    for _ in range(runs):
+        port = _free_port()
+        started = time.monotonic()
+        mtail = subprocess.Popen(
+            mtail_command(log, port),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_ready(mtail, f"127.0.0.1:{port}")
+            times.append(time.monotonic() - started)
+        finally:
+            _stop(mtail)
+    return statistics.median(times)
+
+
 def _counted(listen: str) -> float:
     text = httpx.get(f"http://{listen}/metrics", timeout=5).text
     total = 0.0
@@ -182,8 +206,12 @@ def main() -> int | None:
         log.touch()
         config, listen = _workdir(log)
         ready = startup(config, listen, args.startups)
+        mtail_ready = mtail_startup(log, args.startups)
         cpu, lines = at_rate(config, listen, log, args.rate, args.seconds)
-    print(f"start-up to ready: {ready:.3f} s (median of {args.startups})")
+    mtail = (
+        "" if mtail_ready is None else f"; mtail {mtail_ready:.3f} s, {ready / mtail_ready:.0f}x"
+    )
+    print(f"start-up to ready: {ready:.3f} s (median of {args.startups}){mtail}")
     print(
         f"at {args.rate} lines/s for {args.seconds:.0f} s: "
         f"{cpu / args.seconds:.1%} of a core, {cpu / lines * 1e6:.1f} us CPU per line"

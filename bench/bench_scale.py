@@ -45,10 +45,9 @@ from typing import Any
 import orjson
 import yaml
 
-from bench.workload import HISTOGRAM_BUCKETS, METRICS, make_event
+from bench.workload import HISTOGRAM_BUCKETS, METRICS, make_event, mtail_command
 
 HERE = Path(__file__).resolve().parent
-MTAIL = shutil.which("mtail") or "/usr/bin/mtail"
 HZ = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -210,20 +209,7 @@ def start_mtail(tmp: Path, log: Path, user_kind: str | None) -> Proc:
         (progs / "users.mtail").write_text(program)
     port = _free_port()
     popen = subprocess.Popen(
-        [
-            MTAIL,
-            "--progs",
-            str(progs),
-            "--logs",
-            str(log),
-            "--address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--logtostderr=false",
-            "--stderrthreshold=ERROR",
-            "--emit_prog_label=false",
-        ],
+        mtail_command(log, port, progs, "--emit_prog_label=false"),
         stdout=subprocess.DEVNULL,
         stderr=(tmp / "mtail.stderr").open("wb"),
     )

@@ -199,7 +199,10 @@ alerting:
         f"max {latencies[-1]:.3f} s   min {latencies[0]:.3f} s"
     )
     ok = p99 <= args.check_p99
-    print(f"  target p99 <= {args.check_p99} s: {'met' if ok else 'NOT met'}")
+    print(
+        f"GOAL time to alert p99 <= {args.check_p99:g} s: {'met' if ok else 'NOT MET'} "
+        f"(p99 {p99:.3f} s, p50 {p50:.3f} s, {len(latencies)} trials{busy})"
+    )
     return 0 if ok else 1
 
 

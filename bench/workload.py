@@ -9,6 +9,7 @@ can be checked, not only timed.
 from __future__ import annotations
 
 import random
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,3 +219,15 @@ def expected_counts(lines: int = 200_000, seed: int = 42) -> Expected:
         else:
             exp.auth_failures[ev["reason"]] += 1
     return exp
+
+
+MTAIL = shutil.which("mtail") or "/usr/bin/mtail"
+MTAIL_PROGS = Path(__file__).resolve().parent / "mtail"
+
+
+def mtail_command(log: Path, port: int, progs: Path = MTAIL_PROGS, *extra: str) -> list[str]:
+    """mtail on `log` with the reference programs (or `progs`), serving on 127.0.0.1."""
+    return [
+        MTAIL, "--progs", str(progs), "--logs", str(log), "--address", "127.0.0.1",
+        "--port", str(port), "--logtostderr=false", "--stderrthreshold=ERROR", *extra,
+    ]  # fmt: skip

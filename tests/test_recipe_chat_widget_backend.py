@@ -254,6 +254,7 @@ def test_live_agent_knows_the_uptime_and_reports_a_restart(
             timeout=10,
             what="the restart alert on the console receiver",
         )
+
         # The alert can fire in an early evaluation, before the regular one that records
         # the uptime again: wait for the recording rule to follow.
         def uptime_reset() -> str | None:
