@@ -154,3 +154,20 @@ async def test_discord_description_is_cut_at_4096_characters(
     assert discord.problems == []
     description = discord.accepted[0]["embeds"][0]["description"]
     assert len(description) == 4096 and description.endswith("y…")
+
+
+async def test_discord_user_template_prints_log_text_but_cannot_ping(
+    tmp_path: Path, discord: DiscordServer
+) -> None:
+    """Under the user's own templates values print as they are (markdown included, as in
+    Alertmanager), except that a mention from a log line is broken up: it pings nobody.
+    The mention the template itself writes is kept."""
+    now = time.time()
+    alert = fire("BadInput", now, user="@everyone <@&123> **x** <#42> @here bob@example.com")
+    extra = "content: '<@&999> {{ .CommonLabels.user }}'"
+    async with running(alerting(config(discord.url, extra)), tmp_path) as n:
+        n.send([alert], now)
+        await wait_for(lambda: discord.accepted, what="message")
+    content = discord.accepted[0]["content"]
+    z = "\u200b"
+    assert content == (f"<@&999> @{z}everyone <{z}@&123> **x** <{z}#42> @{z}here bob@example.com")

@@ -63,8 +63,11 @@ class Fields:
         n: Notification,
         escape: Escape | None = None,
         html: bool = False,
+        values: Escape = str,
     ) -> None:
-        self.user = templates.renderer(template_data(n), n.integration)
+        # `values`: applied to label and annotation values under the user's templates too
+        # (what must never pass through from logs, such as a mention)
+        self.user = templates.renderer(template_data(n, value=values), n.integration)
         self.default = (
             self.user
             if escape is None

@@ -5,8 +5,11 @@ description rendered from their notification templates (Alertmanager's defaults 
 unset), with Alertmanager's limits (title 256, description 4096, content 2000
 characters, `…` last) and colours (red firing, green resolved). Discord renders markdown
 there, so the default templates render over alerts whose labels and annotations are
-backslash-escaped: a label cannot bold, strike, link, quote or mention. A field whose
-template fails renders its default and the description ends with an error line.
+backslash-escaped: a label cannot bold, strike, link, quote or mention. Under the user's
+own templates values print as they are, except mentions (`@everyone`, `<@id>`), which get
+a zero-width space so that a log line cannot ping anyone (Alertmanager passes them). A
+field whose template fails renders its default and the description ends with an error
+line.
 
 Discord answers 204. Its rate limit is a 429 whose JSON body says how long to wait
 (`retry_after`, seconds, fractional) besides the `Retry-After` header; the body wins, and
@@ -18,6 +21,7 @@ are not. Alertmanager gives up on a 429; chatwatch waits and delivers. The webho
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -46,10 +50,20 @@ def escape(text: str) -> str:
     return text.translate(_MARKDOWN)
 
 
+_MENTION = re.compile(r"@(?=everyone|here)|<(?=[@#])")
+
+
+def no_mentions(text: str) -> str:
+    """Log text under the user's own templates: mentions (`@everyone`, `@here`, `<@id>`,
+    `<@&role>`, `<#channel>`) get a zero-width space after their first character, so a
+    log line cannot ping anyone; everything else stays as the template prints it."""
+    return _MENTION.sub(lambda m: m.group(0) + "\u200b", text)
+
+
 def build_message(
     n: Notification, cfg: DiscordConfig, templates: TemplateSet | None = None
 ) -> dict[str, Any]:
-    fields = Fields(templates or TemplateSet.default(), n, escape)
+    fields = Fields(templates or TemplateSet.default(), n, escape, values=no_mentions)
     title = fields.text("title", cfg.title, DEFAULTS["title"])
     description = fields.text("message", cfg.message, DEFAULTS["message"])
     content = fields.text("content", cfg.content, "")
