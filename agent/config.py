@@ -19,7 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from agent.metrics.config import MAX_LABEL_VALUE_BYTES, MIN_LABEL_VALUE_BYTES, MetricConfig
 from agent.metrics.presets import PresetConfig, expand
 from agent.metrics.pricing import ModelPrice, price_table
-from agent.notify.config import AlertingConfig
+from agent.notify.config import AlertingConfig, missing_hint
 from agent.server.config import ServerConfig
 from agent.sources.config import CheckpointConfig, SourceConfig
 from agent.support.configmodel import Duration, Model
@@ -217,7 +217,10 @@ def validation_problems(file: str, exc: ValidationError) -> list[str]:
         loc = tuple(
             p for p in err["loc"] if not (isinstance(p, str) and "[" in p and p.endswith("]"))
         )
-        problems.append(f"{file}: {format_loc(loc)}: {_friendly(err)}")
+        text = _friendly(err)
+        if err.get("type") == "missing" and loc[:1] == ("alerting",):
+            text += missing_hint(loc[1:])
+        problems.append(f"{file}: {format_loc(loc)}: {text}")
     return problems
 
 

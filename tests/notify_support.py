@@ -220,9 +220,19 @@ class Mailbox:
 
 
 class SMTPServer:
-    """aiosmtpd with STARTTLS (trustme certs) required before AUTH."""
+    """aiosmtpd with STARTTLS (trustme certs) required before AUTH.
 
-    def __init__(self, tmp_path: Path, password: str = "s3cret") -> None:
+    `auth_exclude` leaves mechanisms out of those offered: Alertmanager's LOGIN expects a
+    `Username:` challenge and aborts on aiosmtpd's `User Name`, so a test that has
+    Alertmanager authenticate offers it PLAIN alone."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        password: str = "s3cret",
+        auth_exclude: tuple[str, ...] = (),
+        mailbox: Mailbox | None = None,
+    ) -> None:
         self.password = password
         self.auth_attempts = 0
         ca = trustme.CA()
@@ -231,7 +241,7 @@ class SMTPServer:
         cert.configure_cert(ctx)
         self.ca_file = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(self.ca_file))
-        self.mailbox = Mailbox()
+        self.mailbox = mailbox or Mailbox()
         self.port = free_port()
         self.controller = Controller(
             self.mailbox,
@@ -241,6 +251,7 @@ class SMTPServer:
             require_starttls=True,
             auth_require_tls=True,
             authenticator=self._auth,
+            auth_exclude_mechanism=list(auth_exclude),
         )
 
     def _auth(

@@ -18,7 +18,7 @@ from agent.alerting.manager import estimate_memory, required_interest
 from agent.alerting.rule_file import RuleError, load_rule_files
 from agent.config import Config, ConfigError, load
 from agent.metrics.config import MetricConfig
-from agent.notify.config import check_alerting
+from agent.notify.config import alerting_warnings, check_alerting
 from agent.server.tls import check as check_server
 from agent.support.duration import format_duration
 
@@ -62,7 +62,8 @@ def check_config(path: str) -> tuple[list[str], list[str]]:
         *check_server(cfg.server, cfg.base_dir),
         *check_state_dir(path, cfg),
     ]
-    return problems, unmatched_globs(path, cfg)
+    warnings = [f"{path}: {w}" for w in alerting_warnings(cfg.alerting)]
+    return problems, [*unmatched_globs(path, cfg), *warnings]
 
 
 def check_state_dir(file: str, cfg: Config) -> list[str]:

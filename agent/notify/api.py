@@ -196,8 +196,12 @@ class AlertmanagerAPI:
 
 def original_config(cfg: AlertingConfig) -> str:
     """The `alerting:` section as an alertmanager.yml, secrets shown as `<secret>`."""
-    data: dict[str, Any] = {"global": {"resolve_timeout": format_duration(cfg.resolve_timeout)}}
     dumped = cfg.model_dump(by_alias=True, exclude_none=True, exclude=_CHATWATCH_ONLY)
+    given = _redacted(dumped.pop("global", {}))
+    given.pop("resolve_timeout", None)
+    data: dict[str, Any] = {
+        "global": {"resolve_timeout": format_duration(cfg.resolve_timeout), **given}
+    }
     data.update(_redacted(dumped))
     text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return text

@@ -9,6 +9,8 @@ what they have. Differences, all documented in docs/notify.md:
 - Messages are Alertmanager's notification templates (`templates:` files of `{{ define }}`
   blocks, Alertmanager's default.tmpl, agent/notify/template.py); a Slack config without
   any of Alertmanager's attachment fields sends chatwatch's Block Kit message instead.
+- `global:` is Alertmanager's: each receiver config takes the defaults it leaves out
+  (agent/notify/global_config.py); `global.resolve_timeout` is `resolve_timeout`.
 - `alertmanagers:` forwards every alert to Alertmanager as Prometheus does (it is not part
   of the route tree), and `console_configs` logs notifications as JSON.
 
@@ -19,6 +21,7 @@ Each integration's own model lives beside its code (`slack/config.py`, `email/co
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import (
     Field,
@@ -35,6 +38,7 @@ from agent.notify.common_config import TLSConfig
 from agent.notify.console.config import ConsoleConfig
 from agent.notify.discord.config import DiscordConfig
 from agent.notify.email.config import EmailConfig
+from agent.notify.global_config import MISSING_HINTS, GlobalConfig, inherit, unused_warnings
 from agent.notify.inhibit import InhibitRuleConfig
 from agent.notify.matchers import Matcher, parse_matchers
 from agent.notify.msteams.config import MSTeamsConfig
@@ -51,6 +55,20 @@ DEFAULT_GROUP_WAIT = 0.0
 DEFAULT_GROUP_INTERVAL = 300.0
 DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
 
+UNSUPPORTED_RECEIVERS = {
+    "opsgenie_configs": "OpsGenie",
+    "victorops_configs": "VictorOps",
+    "wechat_configs": "WeChat",
+    "webex_configs": "Webex",
+    "pushover_configs": "Pushover",
+    "sns_configs": "Amazon SNS",
+    "jira_configs": "Jira",
+    "rocketchat_configs": "Rocket.Chat",
+    "incidentio_configs": "incident.io",
+    "mattermost_configs": "Mattermost",
+}
+"""Alertmanager's receiver types chatwatch does not have: an error that says so."""
+
 
 class Receiver(Model):
     name: str = Field(min_length=1)
@@ -63,6 +81,18 @@ class Receiver(Model):
     msteamsv2_configs: list[MSTeamsV2Config] = []
     discord_configs: list[DiscordConfig] = []
     telegram_configs: list[TelegramConfig] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unsupported(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, name in UNSUPPORTED_RECEIVERS.items():
+                if key in data:
+                    raise ValueError(
+                        f"{key}: chatwatch has no {name} integration (it sends to Slack, "
+                        "webhooks, email, PagerDuty, MS Teams, Discord and Telegram)"
+                    )
+        return data
 
 
 class RouteConfig(Model):
@@ -133,6 +163,8 @@ class DeliveryConfig(Model):
 
 
 class AlertingConfig(Model):
+    global_: GlobalConfig = Field(default=GlobalConfig(), alias="global")
+    """Alertmanager's `global:`: defaults for every receiver config (docs/notify.md)."""
     route: RouteConfig | None = None
     receivers: list[Receiver] = []
     alertmanagers: list[AlertmanagerTarget] = []
@@ -150,6 +182,26 @@ class AlertingConfig(Model):
     """Files of `{{ define }}`d notification templates (globs, relative to the config's
     folder), read after Alertmanager's default templates."""
     _template_set: TemplateSet | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _global_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        """Fill each receiver config's unset fields from `global:` before validation, as
+        Alertmanager's config.Load does, so an inherited value is checked where it lands."""
+        return inherit(data, info) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _global_resolve_timeout(self) -> AlertingConfig:
+        given = self.global_.resolve_timeout
+        if given is None:
+            return self
+        if "resolve_timeout" in self.model_fields_set:
+            raise ValueError(
+                "global.resolve_timeout and resolve_timeout are the same setting: give one "
+                "of them (global.resolve_timeout is Alertmanager's spelling)"
+            )
+        self.resolve_timeout = given
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> AlertingConfig:
@@ -277,6 +329,22 @@ def alerting_problems(cfg: AlertingConfig) -> list[str]:
 
     walk(cfg.route, "route")
     return problems
+
+
+def missing_hint(loc: tuple[str | int, ...]) -> str:
+    """For a required key missing at `loc` (inside `alerting`) that `global:` can give,
+    the hint naming it: ` (here, or for every such config as alerting.global.smtp_from)`."""
+    names = [p for p in loc if isinstance(p, str)]
+    if len(names) >= 2:
+        global_key = MISSING_HINTS.get((names[-2], names[-1]))
+        if global_key:
+            return f" (here, or for every such config as alerting.global.{global_key})"
+    return ""
+
+
+def alerting_warnings(alerting: AlertingConfig) -> list[str]:
+    """What `chatwatch check` warns about in `alerting:`: global defaults nothing reads."""
+    return unused_warnings(alerting.global_)
 
 
 def check_alerting(alerting: AlertingConfig) -> list[str]:

@@ -6,21 +6,33 @@ labels have every control and line-separator character replaced by a space (CR/L
 also VT, FF, NEL, U+2028/U+2029, which Python's email package treats as line breaks and
 refuses), so a log line can neither inject a header nor make a message unsendable; the
 HTML body escapes every value that came from logs.
+
+`to` and `from` are notification templates (Alertmanager renders them with the message's
+data): the rendered text is the `To`/`From` header, and its addresses the envelope. A
+`to` or `from` that renders no address (or `from` more than one) is a permanent failure,
+as a template error is in Alertmanager. Authentication follows Alertmanager too: the
+first mechanism the server offers that a credential is given for (CRAM-MD5 with
+`auth_secret`, PLAIN with `auth_identity` or LOGIN with `auth_password`).
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 import ssl
 import time
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, getaddresses, make_msgid
+from typing import TYPE_CHECKING
 
 from agent.notify.email.config import EmailConfig
 from agent.notify.integration import DeliveryError, Result, redact, ssl_context
 from agent.notify.notification import Notification
-from agent.notify.template import TemplateSet, template_data
+from agent.notify.template import Renderer, TemplateSet, template_data
+
+if TYPE_CHECKING:
+    import aiosmtplib
 
 # Cc (C0, DEL, C1) and the Unicode line/paragraph separators: str.splitlines() breaks on
 # several of them, and the email package refuses a header value that splits.
@@ -81,8 +93,8 @@ def build_message(
     templates = templates or TemplateSet.default()
     render = templates.renderer(template_data(n), n.integration)
     msg = EmailMessage()
-    msg["From"] = header_value(cfg.from_)
-    msg["To"] = header_value(cfg.to)
+    msg["From"] = header_value(render.text("from", cfg.from_))
+    msg["To"] = header_value(render.text("to", cfg.to))
     msg["Subject"] = header_value(n.title())
     msg["Date"] = formatdate(now if now is not None else time.time())
     msg["Message-Id"] = make_msgid(domain="chatwatch")
@@ -111,6 +123,62 @@ def build_message(
     return msg
 
 
+def envelope(
+    n: Notification, cfg: EmailConfig, templates: TemplateSet | None = None
+) -> tuple[str, list[str]]:
+    """(sender, recipients): the addresses in the rendered `from` and `to`. Raises
+    DeliveryError when a template fails or renders no usable address."""
+    templates = templates or TemplateSet.default()
+    render = templates.renderer(template_data(n), n.integration)
+    sender = _addresses(render, "from", cfg.from_)
+    recipients = _addresses(render, "to", cfg.to)
+    if len(sender) != 1:
+        raise DeliveryError(
+            f"'from' must be exactly one address, rendered {len(sender)}", "client_error"
+        )
+    return sender[0], recipients
+
+
+def _addresses(render: Renderer, key: str, text: str) -> list[str]:
+    rendered = render.text(key, text)
+    if render.errors:
+        raise DeliveryError(f"execute {key!r} template: {render.errors[-1][1]}", "client_error")
+    found = [addr for _, addr in getaddresses([header_value(rendered)]) if "@" in addr]
+    if not found:
+        raise DeliveryError(f"{key!r} rendered no address: {rendered!r}", "client_error")
+    return found
+
+
+async def authenticate(smtp: aiosmtplib.SMTP, cfg: EmailConfig) -> None:
+    """Alertmanager's choice of mechanism: the first one the server lists that a
+    credential is given for. Raises aiosmtplib.SMTPAuthenticationError when refused,
+    DeliveryError when no offered mechanism has its credential."""
+    import aiosmtplib
+
+    user = cfg.auth_username or ""
+    password = cfg.auth_password.get_secret_value() if cfg.auth_password else ""
+    secret = cfg.auth_secret.get_secret_value() if cfg.auth_secret else ""
+    for mechanism in smtp.server_auth_methods:
+        if mechanism == "cram-md5" and secret:
+            await smtp.auth_crammd5(user, secret)
+            return
+        if mechanism == "plain" and password:
+            plain = f"{cfg.auth_identity or ''}\0{user}\0{password}".encode()
+            response = await smtp.execute_command(b"AUTH", b"PLAIN", base64.b64encode(plain))
+            if response.code != 235:
+                raise aiosmtplib.SMTPAuthenticationError(response.code, response.message)
+            return
+        if mechanism == "login" and password:
+            await smtp.auth_login(user, password)
+            return
+    offered = " ".join(smtp.server_auth_methods).upper() or "none"
+    raise DeliveryError(
+        f"{cfg.smarthost} offers AUTH {offered}, and no credential is given for any of "
+        "them (CRAM-MD5 needs auth_secret; PLAIN and LOGIN need auth_password)",
+        "auth_failed",
+    )
+
+
 class Email:
     kind = "email"
 
@@ -137,6 +205,11 @@ class Email:
 
         cfg = self.cfg
         password = cfg.auth_password.get_secret_value() if cfg.auth_password else ""
+        secrets = [password, cfg.auth_secret.get_secret_value() if cfg.auth_secret else ""]
+        try:
+            sender, recipients = envelope(notification, cfg, self.templates)
+        except DeliveryError as exc:
+            return False, exc
         implicit = cfg.implicit_tls if cfg.implicit_tls is not None else self.port == 465
         smtp = aiosmtplib.SMTP(
             hostname=self.host,
@@ -170,10 +243,12 @@ class Email:
                         "auth_failed",
                     )
                 try:
-                    await smtp.login(cfg.auth_username, password)
+                    await authenticate(smtp, cfg)
+                except DeliveryError as exc:
+                    return True, exc
                 except aiosmtplib.SMTPAuthenticationError as exc:
                     # Alertmanager retries this too: credentials may be fixed without a restart.
-                    detail = redact(exc.message, [password])
+                    detail = redact(exc.message, secrets)
                     return True, DeliveryError(
                         f"{cfg.smarthost} refused AUTH for user {cfg.auth_username!r}: "
                         f"{exc.code} {detail}",
@@ -181,9 +256,9 @@ class Email:
                     )
             step = "send"
             msg = build_message(notification, cfg, templates=self.templates)
-            await smtp.send_message(msg, sender=cfg.from_, recipients=_addresses(cfg.to))
+            await smtp.send_message(msg, sender=sender, recipients=recipients)
         except aiosmtplib.SMTPResponseException as exc:
-            detail = redact(f"{exc.code} {exc.message}", [password])
+            detail = redact(f"{exc.code} {exc.message}", secrets)
             permanent = 500 <= exc.code < 600 and step == "send"
             return not permanent, DeliveryError(
                 f"{cfg.smarthost}: {step} failed: {detail}",
@@ -193,7 +268,7 @@ class Email:
             return True, DeliveryError(f"{cfg.smarthost}: {step} timed out", "timeout")
         except (aiosmtplib.SMTPException, OSError) as exc:
             reason = "tls" if isinstance(exc, ssl.SSLError) else "connection"
-            detail = redact(f"{type(exc).__name__}: {exc}", [password])
+            detail = redact(f"{type(exc).__name__}: {exc}", secrets)
             return True, DeliveryError(f"{cfg.smarthost}: {step} failed: {detail}", reason)
         finally:
             if smtp.is_connected:
@@ -205,7 +280,3 @@ class Email:
 
     async def close(self) -> None:
         return None
-
-
-def _addresses(to: str) -> list[str]:
-    return [a.strip() for a in to.split(",") if a.strip()]
