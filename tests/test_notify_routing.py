@@ -179,6 +179,38 @@ alerting:
     assert "nope.pem" in problems[0]
 
 
+def test_chatwatch_check_reports_unreadable_tls_files_of_http_receivers(tmp_path: Any) -> None:
+    """Every HTTP receiver's `http_config.tls_config`, including one taken from
+    `global.http_config`: a missing CA bundle or client key is found by `check`."""
+    from agent.commands.check import check_all
+
+    config = tmp_path / "cw.yaml"
+    config.write_text(
+        BASE
+        + f"""
+alerting:
+  global:
+    http_config: {{tls_config: {{ca_file: {tmp_path}/global-ca.pem}}}}
+  route: {{receiver: hooks}}
+  receivers:
+    - name: hooks
+      webhook_configs:
+        - url: https://hooks.example/a
+          http_config:
+            tls_config: {{cert_file: {tmp_path}/c.pem, key_file: {tmp_path}/k.pem}}
+      discord_configs:
+        - webhook_url: https://discord.example/api/webhooks/1/x
+"""
+    )
+    problems = check_all(str(config))
+    where = "alerting.receivers[0]"
+    assert sorted(p.split(":")[0] for p in problems) == [
+        f"{where}.discord_configs[0].http_config.tls_config.ca_file",
+        f"{where}.webhook_configs[0].http_config.tls_config.cert_file",
+        f"{where}.webhook_configs[0].http_config.tls_config.key_file",
+    ], problems
+
+
 # -- route tree ------------------------------------------------------------------------------
 
 TREE = """

@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agent.notify.alertmanager.config import AlertmanagerTarget
-from agent.notify.common_config import TLSConfig
+from agent.notify.common_config import HTTPConfig, TLSConfig
 from agent.notify.console.config import ConsoleConfig
 from agent.notify.discord.config import DiscordConfig
 from agent.notify.email.config import EmailConfig
@@ -358,12 +358,21 @@ def check_alerting(alerting: AlertingConfig) -> list[str]:
     problems = [f"alerting.{p}" for p in alerting_problems(alerting)]
 
     def tls(where: str, t: TLSConfig) -> None:
-        if t.ca_file and not Path(t.ca_file).is_file():
-            problems.append(f"{where}.tls_config.ca_file: cannot read {t.ca_file}")
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(t, key, None)
+            if path and not Path(path).is_file():
+                problems.append(f"{where}.tls_config.{key}: cannot read {path}")
 
     for i, r in enumerate(alerting.receivers):
         for j, e in enumerate(r.email_configs):
             tls(f"alerting.receivers[{i}].email_configs[{j}]", e.tls_config)
+        for kind in type(r).model_fields:
+            if not kind.endswith("_configs"):
+                continue
+            for j, c in enumerate(getattr(r, kind)):
+                http = getattr(c, "http_config", None)
+                if isinstance(http, HTTPConfig):
+                    tls(f"alerting.receivers[{i}].{kind}[{j}].http_config", http.tls_config)
     for i, am in enumerate(alerting.alertmanagers):
         tls(f"alerting.alertmanagers[{i}]", am.tls_config)
     return problems
