@@ -238,6 +238,21 @@ def test_overview_shows_health_sources_and_alert_counts(
     assert csp_violations(browser) == []
 
 
+def test_alertmanager_style_links_land_on_the_matching_page(
+    agent: Chatwatch, browser: webdriver.Chrome
+) -> None:
+    """Alertmanager's default templates link to `<external URL>/#/alerts?receiver=...`
+    (its UI); the fragment never reaches the server, so the overview sends it on."""
+    load(browser, agent.url + "/#/alerts?receiver=team%5C.llm")
+    WebDriverWait(browser, 10).until(lambda d: urlsplit(d.current_url).path == "/alerts")
+    assert browser.title == "Alerts · chatwatch"
+    load(browser, agent.url + "/#/silences/new")
+    WebDriverWait(browser, 10).until(lambda d: urlsplit(d.current_url).path == "/silences")
+    load(browser, agent.url + "/")
+    assert urlsplit(browser.current_url).path == "/"
+    assert csp_violations(browser) == []
+
+
 def test_alerts_page_shows_each_rule_state_and_the_alerts(
     agent: Chatwatch, browser: webdriver.Chrome
 ) -> None:
