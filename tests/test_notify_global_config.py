@@ -161,6 +161,31 @@ def test_global_secrets_are_redacted_on_the_config_page_and_in_the_api(tmp_path:
     assert yaml.safe_load(status)["global"]["resolve_timeout"] == "2m"
 
 
+def test_proxy_passwords_and_header_values_are_redacted_in_the_api_status() -> None:
+    """/api/v2/status shows the config as Alertmanager does; a password inside a proxy
+    URL and webhook header values (tokens) are secrets there as on the config page."""
+    cfg = AlertingConfig.model_validate(
+        yaml.safe_load(
+            """
+global:
+  http_config: {proxy_url: 'http://squid:proxy-pass-123@proxy.example.org:3128'}
+route: {receiver: hooks}
+receivers:
+  - name: hooks
+    webhook_configs:
+      - url: https://hooks.example.org/a
+        headers: {X-Api-Key: header-token-456}
+        http_config: {proxy_url: 'http://u:receiver-pass-789@proxy.example.org:3128'}
+"""
+        )
+    )
+    status = original_config(cfg)
+    for secret in ("proxy-pass-123", "header-token-456", "receiver-pass-789"):
+        assert secret not in status
+    assert "http://squid:<secret>@proxy.example.org:3128" in status
+    assert "X-Api-Key: <secret>" in status
+
+
 def test_a_bad_global_secret_is_reported_once_without_its_value() -> None:
     doc = """
 sources: [{name: bot, stdin: true}]

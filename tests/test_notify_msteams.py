@@ -179,3 +179,19 @@ async def test_teams_legacy_connector_gets_alertmanagers_message_card(
     }
     assert teams.accepted[1]["themeColor"] == "2DC72D"
     assert teams.accepted[1]["title"] == "[RESOLVED] ChatErrors (/chat)"
+
+
+async def test_teams_legacy_card_shows_html_from_logs_as_text(
+    tmp_path: Path, teams: TeamsServer
+) -> None:
+    """A connector card renders limited HTML besides markdown: a label cannot become a
+    link or a tracking image there."""
+    now = time.time()
+    alert = fire("BadInput", now, user='<a href="https://evil.example">x</a><img src=t> &amp;')
+    async with running(alerting(config("msteams", teams.connector_url)), tmp_path) as n:
+        n.send([alert], now)
+        await wait_for(lambda: teams.accepted, what="message card")
+    card = teams.accepted[0]
+    assert "<a " not in card["text"] and "<img" not in card["text"]
+    assert "&lt;a href=" in card["text"] and "&lt;img src=t&gt;" in card["text"]
+    assert "&amp;amp;" in card["text"]  # an entity from logs is shown, not decoded

@@ -22,6 +22,8 @@ from agent.config import ConfigError, loads
 from agent.notify.config import AlertingConfig
 from agent.notify.email.config import EmailConfig
 from agent.notify.email.email import build_message as build_email
+from agent.notify.email.email import envelope
+from agent.notify.integration import DeliveryError
 from agent.notify.notification import Notification, NotifiedAlert
 from agent.notify.slack.config import SlackConfig
 from agent.notify.slack.slack import build_message as build_slack
@@ -389,6 +391,36 @@ def test_email_html_escapes_values_from_logs() -> None:
     assert "<p><i>ok</i></p>" in html_body
     assert 'href="http://cw:9317/graph?g0.expr=up&amp;g0.tab=1"' in html_body
     assert text_part.get_content().strip() == "<script>alert(1)</script> <down> & out"
+
+
+def test_a_label_value_in_to_cannot_add_recipients() -> None:
+    """`to: '{{ .GroupLabels.team }}@example.org'` with a team label written by a log line
+    such as `ops, attacker@evil.example`: the value can only be part of one address."""
+    n = notification(alert(team="ops"))
+    cfg = EmailConfig.model_validate(
+        {
+            "to": "{{ .GroupLabels.team }}@example.org",
+            "from": "cw@example.org",
+            "smarthost": "mx:25",
+        }
+    )
+    for team, want in (
+        ("ops", ["ops@example.org"]),
+        ("ops, attacker@evil.example", None),
+        ("ops <attacker@evil.example>", None),
+        ("ops;attacker@evil.example", None),
+    ):
+        n.group_labels = {"team": team}
+        try:
+            _, recipients = envelope(n, cfg)
+        except DeliveryError:
+            recipients = []
+        if want is not None:
+            assert recipients == want
+        assert len(recipients) <= 1, (team, recipients)
+        assert not any(r.endswith("@evil.example") for r in recipients), (team, recipients)
+        to = email.message_from_bytes(build_email(n, cfg, now=STARTS).as_bytes())["To"]
+        assert "," not in to and "<" not in to, to
 
 
 def test_email_without_templates_keeps_chatwatchs_bodies() -> None:

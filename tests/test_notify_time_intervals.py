@@ -25,7 +25,7 @@ from agent.notify.dispatcher import Dispatcher
 from agent.notify.notification import Notification
 from agent.notify.notifier import build_dispatcher
 from agent.notify.timeinterval import TimeInterval, TimeIntervalConfig
-from tests.notify_support import fire
+from tests.notify_support import HookServer, alerting, fire, resolve, running, wait_for
 from tests.realservers import require
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -322,3 +322,38 @@ def test_amtool_and_chatwatch_check_accept_the_same_sections(tmp_path: Path) -> 
     )
     assert result.returncode == 1
     assert "time interval 'weekends' is not defined" in result.stderr
+
+
+async def test_alerts_that_fired_and_resolved_while_down_respect_muted_routes(
+    tmp_path: Path,
+) -> None:
+    """Catch-up sends an alert that fired and resolved during the downtime once, as
+    resolved, to routes with send_resolved; a route muted by a time interval right now
+    holds it like any other notification (nothing goes out through it)."""
+    hook = HookServer().start()
+    try:
+        cfg = alerting(
+            f"""
+time_intervals:
+  - name: always
+    time_intervals: [{{times: [{{start_time: "00:00", end_time: "24:00"}}]}}]
+route:
+  receiver: hook
+  routes:
+    - matchers: ['alertname="Quiet"']
+      mute_time_intervals: [always]
+receivers:
+  - name: hook
+    webhook_configs: [{{url: "{hook.url}", send_resolved: true}}]
+"""
+        )
+        now = datetime.now(UTC).timestamp()
+        missed = [resolve(fire(name, now - 600), now - 300) for name in ("Quiet", "Loud")]
+        async with running(cfg, tmp_path) as notifier:
+            assert notifier.send_missed(missed, now) == 1
+            await wait_for(lambda: hook.bodies(), what="the resolved notification")
+        (body,) = hook.bodies()
+        assert body["status"] == "resolved"
+        assert [a["labels"]["alertname"] for a in body["alerts"]] == ["Loud"]
+    finally:
+        hook.stop()

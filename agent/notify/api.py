@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import yaml
-from pydantic import SecretStr
 
 from agent import __version__
 from agent.notify.config import AlertingConfig
@@ -37,6 +36,7 @@ from agent.notify.dispatcher import StoredAlert
 from agent.notify.matchers import Matcher, parse_matcher
 from agent.notify.mute import MuteStatus
 from agent.notify.silences import Silence, SilenceError, SilenceNotFound, silence_matcher
+from agent.support.configmodel import redact_data
 from agent.support.duration import format_duration
 from agent.support.goformat import go_quote, parse_rfc3339, rfc3339_millis
 
@@ -208,12 +208,16 @@ def original_config(cfg: AlertingConfig) -> str:
 
 
 def _redacted(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return "<secret>"
-    if isinstance(value, dict):  # empty lists and maps left out, as Alertmanager prints
-        return {str(k): _redacted(v) for k, v in value.items() if v != [] and v != {}}
+    """Secrets as `<secret>` (secret fields, header values, passwords inside URLs, as
+    everywhere), empty lists and maps left out as Alertmanager prints, plain YAML types."""
+    return _plain(redact_data(value))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items() if v != [] and v != {}}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_redacted(v) for v in value]
+        return [_plain(v) for v in value]
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)

@@ -175,6 +175,8 @@ class Notifier:
                 fingerprint=fingerprint(alert.labels),
             )
             for r in route.match(alert.labels):
+                if r.time_muted(now):
+                    continue  # muted by a time interval, as the dispatcher would hold it
                 labels = r.group_labels(alert.labels)
                 for spec in self.dispatcher.integrations.get(r.receiver, []):
                     if spec.send_resolved:
@@ -403,11 +405,15 @@ class Notifier:
     def _template_error(self, integration: str, field: str, error: str) -> None:
         """A notification template failed at send time: the message goes out with an error
         line (the integration adds it); this logs it and counts it."""
-        receiver = integration.split("/", 1)[0]
-        kind = integration.split("/", 1)[-1].split("[", 1)[0]
+        queue = self.queues.get(integration)
+        if queue is not None:  # receiver names may hold "/": ask the integration
+            receiver, kind = queue.integration.receiver, queue.integration.kind
+        else:
+            receiver, _, rest = integration.rpartition("/")
+            kind = rest.split("[", 1)[0]
         self.metrics.template_errors.inc((receiver, kind))
         log.warning(
-            "notification template failed; sent with an error line instead",
+            "notification template failed; the message carries an error line instead",
             extra={"integration": integration, "field": field, "error": error},
         )
 

@@ -91,7 +91,12 @@ _URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:\s]*):[^/@\s]*@", re.IGN
 def redacted(model: BaseModel) -> dict[str, Any]:
     """The model as plain data for people to read, every secret shown as `<secret>`:
     secret fields, header values (they carry tokens) and passwords inside URLs."""
-    return _redact(model.model_dump(mode="python", exclude_none=True, by_alias=True), "")
+    return redact_data(model.model_dump(mode="python", exclude_none=True, by_alias=True))
+
+
+def redact_data(value: Any, key: str = "") -> Any:
+    """`redacted` for data already dumped from a model (secrets still `SecretStr`)."""
+    return _redact(value, key)
 
 
 def _redact(value: Any, key: str) -> Any:

@@ -69,7 +69,7 @@ def build_message(
     content = fields.text("content", cfg.content, "")
     errors = fields.error_lines()
     if errors:
-        description = "\n".join([description.rstrip("\n"), *errors])
+        description = "\n".join([description.rstrip("\n"), *(escape(e) for e in errors)])
     cut = []
     for field, text, limit in (
         ("title", title, MAX_TITLE),

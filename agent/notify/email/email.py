@@ -92,9 +92,10 @@ def build_message(
     as chatwatch's own text, and both bodies start with a line naming the failure."""
     templates = templates or TemplateSet.default()
     render = templates.renderer(template_data(n), n.integration)
+    addresses = templates.renderer(template_data(n, value=address_part), n.integration)
     msg = EmailMessage()
-    msg["From"] = header_value(render.text("from", cfg.from_))
-    msg["To"] = header_value(render.text("to", cfg.to))
+    msg["From"] = header_value(addresses.text("from", cfg.from_))
+    msg["To"] = header_value(addresses.text("to", cfg.to))
     msg["Subject"] = header_value(n.title())
     msg["Date"] = formatdate(now if now is not None else time.time())
     msg["Message-Id"] = make_msgid(domain="chatwatch")
@@ -129,7 +130,7 @@ def envelope(
     """(sender, recipients): the addresses in the rendered `from` and `to`. Raises
     DeliveryError when a template fails or renders no usable address."""
     templates = templates or TemplateSet.default()
-    render = templates.renderer(template_data(n), n.integration)
+    render = templates.renderer(template_data(n, value=address_part), n.integration)
     sender = _addresses(render, "from", cfg.from_)
     recipients = _addresses(render, "to", cfg.to)
     if len(sender) != 1:
@@ -137,6 +138,16 @@ def envelope(
             f"'from' must be exactly one address, rendered {len(sender)}", "client_error"
         )
     return sender[0], recipients
+
+
+_ADDRESS_SEPARATORS = re.compile(r"[\s,;<>\"()\[\]:\\]")
+
+
+def address_part(value: str) -> str:
+    """A label or annotation value printed into `to` or `from`: text from logs, so it may
+    be part of one address but never add another (no separators, quotes, brackets or
+    spaces); Alertmanager prints it as it is."""
+    return _ADDRESS_SEPARATORS.sub("", value)
 
 
 def _addresses(render: Renderer, key: str, text: str) -> list[str]:

@@ -2,9 +2,11 @@
 notify/msteams sends it.
 
 `{"@context", "type": "MessageCard", "title", "summary", "text", "themeColor"}`, red
-(`8C1A1A`) firing and green (`2DC72D`) resolved. The text is markdown, so text from logs
-is neutralised as for Workflows (msteamsv2.escape). 429 and 5xx are retried, other 4xx
-are not; the webhook URL never appears in an error or a log line.
+(`8C1A1A`) firing and green (`2DC72D`) resolved. A connector card's text is markdown and
+also renders limited HTML (links, images), so text from logs has `&`, `<` and `>` turned
+into entities and its markdown neutralised as for Workflows (msteamsv2.escape). 429 and
+5xx are retried, other 4xx are not; the webhook URL never appears in an error or a log
+line.
 """
 
 from __future__ import annotations
@@ -15,10 +17,16 @@ import orjson
 
 from agent.notify.integration import Result, http_client, post
 from agent.notify.msteams.config import DEFAULTS, MSTeamsConfig
-from agent.notify.msteamsv2.msteamsv2 import escape
+from agent.notify.msteamsv2.msteamsv2 import escape as escape_markdown
 from agent.notify.notification import Notification
 from agent.notify.template import TemplateSet
 from agent.notify.text import Fields
+
+
+def escape(text: str) -> str:
+    """Log text in a connector card: no HTML tag or entity, no markdown, shown as written."""
+    return escape_markdown(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
 
 COLOUR_FIRING = "8C1A1A"
 COLOUR_RESOLVED = "2DC72D"

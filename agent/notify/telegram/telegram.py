@@ -144,7 +144,8 @@ class Telegram:
             description = str(answer.get("description", ""))[:200]
             return False, DeliveryError(redact(f"rejected: {description}", secrets), "client_error")
         if err is not None and resp.status_code == 429:
-            wait = (answer.get("parameters") or {}).get("retry_after")
+            parameters = answer.get("parameters")
+            wait = parameters.get("retry_after") if isinstance(parameters, dict) else None
             if isinstance(wait, int | float) and wait >= 0:
                 err.retry_after = float(wait)
         return retry, err
