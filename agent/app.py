@@ -165,9 +165,19 @@ class Agent:
         )
 
     async def reload(self) -> tuple[ReloadStatus, str]:
-        await self._live.wait()  # sources restart live: not while the backlog is read
+        """`POST /-/reload`: sources restart live, so not while the backlog is read; the
+        request is answered at once (503) rather than held for the whole catch-up."""
+        if not self._live.is_set():
+            return "not_ready", "still reading the backlog found at start; reload once ready"
         async with self._reload_lock:
             return await self._reload()
+
+    async def _reload_when_live(self) -> None:
+        """SIGHUP: nobody waits for an answer, so a reload asked for during catch-up runs
+        once it is done."""
+        await self._live.wait()
+        async with self._reload_lock:
+            await self._reload()
 
     async def values_current(self, timeout: float) -> bool:
         """Wait (at most `timeout`) until the metric values may be shown.
@@ -244,12 +254,17 @@ class Agent:
     async def _shutdown(self) -> None:
         log.info("shutting down")
         await self._stop_sources()
-        if self.catchup is not None:  # stopped while catching up: count what was read
-            self.catchup.drain()
         try:  # deliveries in flight stay queued, in the checkpoint
             await asyncio.wait_for(self.notifier.stop(), timeout=1.0)
         except TimeoutError:
             log.warning("notifier not stopped before the shutdown deadline")
+        if self.catchup is not None and self.catchup.active:
+            # Stopped while catching up: the checkpoint catch-up started from stays as it
+            # is, and the next start reads the same backlog again, as after kill -9. What
+            # was read meanwhile is not half in the store and half in a merge buffer with
+            # its offsets committed, and alerts, offsets and values stay of one instant.
+            log.info("stopped while catching up; the checkpoint is kept as it was")
+            return
         await self._save_checkpoint()
 
     def _start_sources(
@@ -386,7 +401,7 @@ class Agent:
     def _reload_soon(self) -> None:
         """SIGHUP: the reload runs as a task of the agent's TaskGroup, so shutdown awaits it."""
         if self._tg is not None:
-            self._tg.create_task(self.reload(), name="reload")
+            self._tg.create_task(self._reload_when_live(), name="reload")
 
     async def _reload(self) -> tuple[ReloadStatus, str]:
         """Load the file again; a config that fails validation is logged and the running kept.

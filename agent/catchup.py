@@ -25,7 +25,7 @@ it evaluates once at the wall clock and tails live (agent/app.py).
   notifications to integrations with `send_resolved` (Notifier.send_missed).
 - Exactly once. The events taken but not fed yet (merging files) are not in the store,
   so no checkpoint is written during catch-up; after `kill -9` the next start catches up
-  again from the same checkpoint. `drain()` feeds whatever was taken, for a shutdown.
+  again from the same checkpoint, and a shutdown during catch-up leaves it as it is too.
 """
 
 from __future__ import annotations
@@ -312,7 +312,12 @@ class CatchUp:
                 self._fired[key] = alert
                 self._missed.pop(key, None)  # firing again: told as firing, if at all
             elif change.new == "resolved" and self._fired.pop(key, None) is not None:
-                missed = self._missed[key] = self._to_alert(alert)
+                rule = change.rule
+                missed = self._missed[key] = (
+                    alert.to_alert(rule.generator_url, rule.cooldown)
+                    if rule is not None
+                    else alert.to_alert()
+                )
                 assert missed.ends_at is not None
                 log.warning(
                     "alert fired and resolved while chatwatch was down",
@@ -325,21 +330,7 @@ class CatchUp:
                 )
                 self._missed_total.inc()
 
-    def _to_alert(self, alert: ActiveAlert) -> Alert:
-        name = alert.labels.get("alertname", "")
-        for g in self.pipeline.rules.groups:
-            for r in g.alerting_rules():
-                if r.name == name:
-                    return alert.to_alert(r.generator_url, r.cooldown)
-        return alert.to_alert()
-
     # -- the end -------------------------------------------------------------------------
-
-    def drain(self) -> None:
-        """Feed everything taken so far (in time order): the store then holds every event
-        the sources handed on, as a checkpoint written at shutdown must."""
-        if self.active:
-            self._merge(final=True)
 
     def finish(self) -> list[Alert]:
         """Feed what is left, evaluate up to the instant the agent started, and hand the

@@ -142,6 +142,31 @@ groups:
     assert firing(c) == []
 
 
+def test_a_missed_alert_carries_its_own_rules_link_when_rules_share_a_name() -> None:
+    """Severity tiers: two rules named Errors. The resolved episode that catch-up hands on
+    links to the rule that held it, not to the first rule of that name."""
+    c = catch_up(
+        """
+groups:
+  - name: g
+    rules:
+      - alert: Errors
+        expr: increase(errors_total[1m]) > 100
+        labels: {severity: critical}
+      - alert: Errors
+        expr: increase(errors_total[1m]) > 0
+        labels: {severity: warning}
+""",
+        until=T0 + 600,
+    )
+    sink = c.sink(source(), lambda origin, events: None)
+    sink(ORIGIN, [{"ts": T0 + 50, "level": "error"}])
+    sink(ORIGIN, [{"ts": T0 + 60 + i, "level": "info"} for i in range(400)])
+    [missed] = c.finish()
+    assert missed.labels == {"alertname": "Errors", "severity": "warning"}
+    assert missed.generator_url.endswith("%3E%200&g0.tab=1")  # "> 0", not "> 100"
+
+
 def test_an_alert_that_resolved_and_fires_again_is_only_told_as_firing() -> None:
     c = catch_up(
         """

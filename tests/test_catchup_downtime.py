@@ -51,7 +51,7 @@ groups:
 sources: [{{name: chatbot, paths: ["{log}"], format: json, timestamp: {{field: ts}}}}]
 state_dir: {tmp_path / "state"}
 checkpoint: {{interval: 1s}}
-server: {{listen: "127.0.0.1:{port}"}}
+server: {{listen: "127.0.0.1:{port}", enable_admin_api: true}}
 metrics:
   - {{name: chatbot_lines_total, type: counter}}
   - {{name: chatbot_errors_total, type: counter, match: {{level: error}}}}
@@ -177,13 +177,17 @@ def test_not_ready_until_the_backlog_is_caught_up_and_every_line_counted_once(
     cw = Chatwatch(config, port, tmp_path).start(wait_ready=False)
     try:
         answers: list[int] = []
+        reloads: list[int] = []
 
         def ready() -> bool:
             answers.append(httpx.get(f"{cw.url}/-/ready", timeout=2).status_code)
+            if answers[-1] == 503 and not reloads:  # a reload asked for meanwhile: no wait
+                reloads.append(httpx.post(f"{cw.url}/-/reload", timeout=2).status_code)
             return answers[-1] == 200
 
         wait_until(ready, timeout=60, interval=0.05, what="ready after catch-up")
         assert 503 in answers  # not ready while catching up
+        assert reloads == [503]  # answered at once, not held for the whole catch-up
         assert "caught up with the backlog in its own time" in cw.logs()
         assert cw.sample("chatwatch_catchup_in_progress") == 0
         assert cw.sample("chatwatch_catchup_events_total", source="chatbot") == n
@@ -196,11 +200,12 @@ def test_not_ready_until_the_backlog_is_caught_up_and_every_line_counted_once(
     assert hooks[0].requests == [] and hooks[1].requests == []
 
 
-def test_kill9_during_catch_up_then_restart_counts_every_line_once(
-    tmp_path: Path, hooks: tuple[HookServer, HookServer]
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill9", "sigterm"])
+def test_stopped_during_catch_up_then_restart_counts_every_line_once(
+    tmp_path: Path, hooks: tuple[HookServer, HookServer], sig: signal.Signals
 ) -> None:
-    """No checkpoint is written while catching up: killed then, the next start catches
-    up again from the checkpoint before it."""
+    """No checkpoint is written while catching up, not even at a clean shutdown: killed
+    or stopped then, the next start catches up again from the checkpoint before it."""
     log = tmp_path / "chatbot.log"
     log.touch()
     port = free_port()
@@ -222,7 +227,7 @@ def test_kill9_during_catch_up_then_restart_counts_every_line_once(
         interval=0.02,
         what="the agent catching up",
     )
-    cw.stop(signal.SIGKILL)
+    cw.stop(sig)
     assert checkpointed_lines(tmp_path) == 1
 
     with running_chatwatch(config, port, tmp_path) as cw:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 from pathlib import Path
 
-from agent.sources.inotify import Change, Inotify
+from agent.sources.inotify import IN_Q_OVERFLOW, Change, Inotify
 from agent.sources.tail import WATCH_COALESCE
 from tests.tailkit import running_source, source_config
 
@@ -64,3 +65,20 @@ def test_a_recursive_watch_covers_directories_that_appear_later(tmp_path: Path) 
         (tmp_path / "new" / "b.log").write_text("y\n")
         changes = watcher.read()
     assert (Change.added, str(tmp_path / "new" / "b.log")) in changes
+
+
+def test_after_lost_events_a_recursive_watch_still_covers_new_directories(
+    tmp_path: Path,
+) -> None:
+    """The kernel drops events when its queue overflows (IN_Q_OVERFLOW): a directory
+    made meanwhile had no watch added for it. After the overflow the roots are rescanned
+    and watched again, so lines in that directory keep waking the tailer."""
+    with Inotify([str(tmp_path)], recursive=True) as watcher:
+        (tmp_path / "new").mkdir()
+        os.read(watcher.fd, 65536)  # the mkdir event, lost (never parsed)
+        overflow = struct.pack("iIII", -1, IN_Q_OVERFLOW, 0, 0)
+        changes: set[tuple[Change, str]] = set()
+        watcher._parse(overflow, changes)
+        assert (Change.added, str(tmp_path)) in changes  # a rescan of the root
+        (tmp_path / "new" / "b.log").write_text("y\n")
+        assert (Change.added, str(tmp_path / "new" / "b.log")) in watcher.read()

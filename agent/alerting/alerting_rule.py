@@ -86,6 +86,8 @@ class Change:
     alert: ActiveAlert
     old: State
     new: State | Literal["resolved"]
+    rule: AlertingRule | None = field(default=None, compare=False, repr=False)
+    """The rule that holds the alert (several rules may share an alert name)."""
 
 
 @dataclass(eq=False)
@@ -186,6 +188,7 @@ class AlertingRule:
                             alert,
                             alert.state,
                             "resolved" if alert.state == "firing" else "inactive",
+                            self,
                         )
                     )
                     alert.state = "inactive"
@@ -195,10 +198,10 @@ class AlertingRule:
             else:
                 alert.keep_firing_since = None
                 if alert.state == "pending" and alert.active_at == now:
-                    changes.append(Change(alert, "inactive", "pending"))
+                    changes.append(Change(alert, "inactive", "pending", self))
 
             if alert.state == "pending" and now - alert.active_at >= self.hold:
-                changes.append(Change(alert, "pending", "firing"))
+                changes.append(Change(alert, "pending", "firing", self))
                 alert.state = "firing"
                 alert.fired_at = now
         return changes
@@ -236,8 +239,8 @@ class AlertingRule:
                 active_at=now,
                 fired_at=now,
             )
-            changes.append(Change(alert, "inactive", "pending"))
-            changes.append(Change(alert, "pending", "firing"))
+            changes.append(Change(alert, "inactive", "pending", self))
+            changes.append(Change(alert, "pending", "firing", self))
         return changes
 
     def _labels_for(self, series: dict[str, str], value: float) -> dict[str, str]:

@@ -20,9 +20,10 @@ from agent.server.pages.views import (
     RunningConfig,
 )
 
-ReloadStatus = Literal["ok", "failed", "needs_restart"]
+ReloadStatus = Literal["ok", "failed", "needs_restart", "not_ready"]
 """What a reload did: applied; rejected (the running config is kept); applied except for
-settings that only a restart can change (the listen address)."""
+settings that only a restart can change (the listen address); not tried, the agent being
+still busy starting (reading the backlog found at start)."""
 
 
 class WrittenFamilies(Protocol):

@@ -76,7 +76,7 @@ SCRAPE_HOLD = 4.0
 """Seconds a scrape waits, after a restart, for values Prometheus may see (else 503)."""
 
 
-_RELOAD_HTTP_STATUS = {"ok": 200, "failed": 500, "needs_restart": 409}
+_RELOAD_HTTP_STATUS = {"ok": 200, "failed": 500, "needs_restart": 409, "not_ready": 503}
 
 
 class App:

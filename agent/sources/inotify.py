@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import enum
 import errno
+import logging
 import os
 import struct
 
@@ -50,6 +51,8 @@ MASK = (
     | IN_DELETE_SELF
     | IN_MOVE_SELF
 )
+log = logging.getLogger("chatwatch.tail")
+
 _HEADER = struct.Struct("iIII")  # wd, mask, cookie, len (then the name, NUL-padded)
 
 
@@ -73,8 +76,13 @@ class Inotify:
         self.recursive = recursive
         self._paths: dict[int, str] = {}
         self._roots = list(dirs)
-        for d in dirs:
-            self._add(d)
+        self._full = False
+        try:
+            for d in dirs:
+                self._add(d)
+        except BaseException:
+            self.close()  # not leaked to every retry of the watcher
+            raise
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -94,6 +102,15 @@ class Inotify:
             err = ctypes.get_errno()
             if err in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM):
                 return  # gone meanwhile, or not ours to read: the periodic scan covers it
+            if err == errno.ENOSPC:  # fs.inotify.max_user_watches reached (busy nodes)
+                if not self._full:
+                    self._full = True
+                    log.warning(
+                        "inotify watch limit reached (fs.inotify.max_user_watches); "
+                        "directories beyond it are found by the periodic scan",
+                        extra={"path": directory},
+                    )
+                return
             raise OSError(err, f"inotify_add_watch {directory}: {os.strerror(err)}")
         self._paths[wd] = directory
         if self.recursive:
@@ -121,8 +138,10 @@ class Inotify:
             wd, mask, _cookie, length = _HEADER.unpack_from(data, offset)
             name = data[offset + size : offset + size + length].rstrip(b"\0")
             offset += size + length
-            if mask & IN_Q_OVERFLOW:
+            if mask & IN_Q_OVERFLOW:  # events were lost: rescan, and watch again below
                 changes.update((Change.added, root) for root in self._roots)
+                for root in self._roots:  # directories made meanwhile (re-adding is a no-op)
+                    self._add(root)
                 continue
             directory = self._paths.get(wd)
             if directory is None:
