@@ -42,7 +42,6 @@ import orjson
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import UNDERSCORES
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
 from agent.notify.api import AlertmanagerAPI, APIError
@@ -297,7 +296,7 @@ class App:
             # restored values not yet caught up: they would look like a counter reset
             return _Response.text(503, "Counting the lines since the last checkpoint\n")
         encoder, content_type = choose_encoder(_header(scope, b"accept"))
-        openmetrics, escaping = _format_of(encoder)
+        openmetrics, escaping = _format_of(content_type)
         use_gzip = accepts_gzip(_header(scope, b"accept-encoding"))
         try:
             # On the loop: the store's snapshot (flat copies) and the small families.
@@ -339,11 +338,16 @@ class App:
         return _Response(200, headers, body)
 
 
-def _format_of(encoder: Callable[..., bytes]) -> tuple[bool, str]:
-    """(OpenMetrics?, name escaping) of what `choose_encoder` chose."""
-    func = getattr(encoder, "func", encoder)
-    keywords: dict[str, Any] = getattr(encoder, "keywords", {})
-    return func is generate_openmetrics, keywords.get("escaping", UNDERSCORES)
+def _format_of(content_type: str) -> tuple[bool, str]:
+    """(OpenMetrics?, name escaping) of what `choose_encoder` chose, read from the
+    content type it answers with (its public result), so the store's families are
+    always written in the format the rest of the scrape is."""
+    media, *params = (p.strip() for p in content_type.split(";"))
+    escaping = next(
+        (p.partition("=")[2] for p in params if p.partition("=")[0].strip() == "escaping"),
+        UNDERSCORES,
+    )
+    return media == "application/openmetrics-text", escaping
 
 
 _SILENCE_PATH = "/api/v2/silence/"
