@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 from pydantic import SecretStr, ValidationError, ValidationInfo, field_validator
 
 from agent.notify.common_config import HTTPConfig, TLSConfig
-from agent.support.configmodel import Duration, Model, http_url, secret_http_url
+from agent.support.configmodel import Duration, Model, host_port, http_url, secret_http_url
 
 HTTP_CONFIGS = (
     "slack_configs",
@@ -91,12 +91,7 @@ _CREDENTIALS = {
 
 
 def _host_port(value: str | None) -> str | None:
-    if value is None:
-        return value
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"expected host:port such as smtp.example.org:587, got {value!r}")
-    return value
+    return value if value is None else host_port(value)
 
 
 class GlobalConfig(Model):

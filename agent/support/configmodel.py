@@ -78,6 +78,14 @@ def http_url(value: str) -> str:
     return value
 
 
+def host_port(value: str) -> str:
+    """`host:port` (an SMTP smarthost)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected host:port such as smtp.example.org:587, got {value!r}")
+    return value
+
+
 def secret_http_url(value: SecretStr) -> SecretStr:
     """`http_url` for a secret field."""
     http_url(value.get_secret_value())

@@ -13,6 +13,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 
 from agent.notify.common_config import IntegrationConfig, TLSConfig
+from agent.support.configmodel import host_port
 
 
 class EmailConfig(IntegrationConfig):
@@ -60,7 +61,4 @@ class EmailConfig(IntegrationConfig):
     @field_validator("smarthost")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError(f"expected host:port such as smtp.example.org:587, got {value!r}")
-        return value
+        return host_port(value)
