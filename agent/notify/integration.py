@@ -10,12 +10,14 @@ from __future__ import annotations
 import email.utils
 import ssl
 import time
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
+import orjson
 
 from agent.notify.common_config import HTTPConfig, TLSConfig
 from agent.notify.notification import Notification
+from agent.notify.template import TemplateSet
 
 
 class DeliveryError(Exception):
@@ -163,3 +165,47 @@ async def post(
     if result[1] is not None:
         result[1].args = (redact(str(result[1]), secrets),)
     return result, resp
+
+
+class HTTPReceiverConfig(Protocol):
+    """What every HTTP receiver's config has (Alertmanager's `http_config` included)."""
+
+    @property
+    def send_resolved(self) -> bool: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def http_config(self) -> HTTPConfig: ...
+
+
+C = TypeVar("C", bound=HTTPReceiverConfig)
+
+
+class HTTPReceiver(Generic[C]):
+    """What the HTTP receivers share: their name, the templates they render, one client
+    with their `http_config`, and a JSON POST whose errors never show the URL or a
+    credential. Each sets `kind` and writes `notify`."""
+
+    kind: str
+
+    def __init__(
+        self, receiver: str, index: int, cfg: C, templates: TemplateSet | None = None
+    ) -> None:
+        self.name = f"{receiver}/{self.kind}[{index}]"
+        self.receiver = receiver
+        self.send_resolved = cfg.send_resolved
+        self.min_interval = 0.0
+        self.cfg = cfg
+        self.templates = templates or TemplateSet.default()
+        self.client = http_client(cfg.timeout, http_config=cfg.http_config)
+
+    async def post_json(
+        self, url: str, payload: Any, secrets: list[str] | None = None
+    ) -> tuple[Result, httpx.Response | None]:
+        """POST `payload` as JSON to `url` (itself a secret: webhook URLs carry tokens)."""
+        hidden = [url, *(secrets or []), *self.cfg.http_config.secrets()]
+        headers = {"Content-Type": "application/json"}
+        return await post(self.client, url, orjson.dumps(payload), headers, hidden)
+
+    async def close(self) -> None:
+        await self.client.aclose()

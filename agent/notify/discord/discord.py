@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from agent.notify.discord.config import DEFAULTS, DiscordConfig
-from agent.notify.integration import Result, http_client, post
+from agent.notify.integration import HTTPReceiver, Result
 from agent.notify.notification import Notification
 from agent.notify.template import TemplateSet
 from agent.notify.text import Fields, truncate
@@ -108,31 +108,15 @@ def retry_after(body: bytes) -> float | None:
     return None
 
 
-class Discord:
+class Discord(HTTPReceiver[DiscordConfig]):
     kind = "discord"
 
-    def __init__(
-        self, receiver: str, index: int, cfg: DiscordConfig, templates: TemplateSet | None = None
-    ) -> None:
-        self.name = f"{receiver}/discord[{index}]"
-        self.receiver = receiver
-        self.send_resolved = cfg.send_resolved
-        self.min_interval = 0.0
-        self.cfg = cfg
-        self.templates = templates or TemplateSet.default()
-        self.client = http_client(cfg.timeout, http_config=cfg.http_config)
-
     async def notify(self, notification: Notification) -> Result:
-        body = orjson.dumps(build_message(notification, self.cfg, self.templates))
+        message = build_message(notification, self.cfg, self.templates)
         url = self.cfg.webhook_url.get_secret_value()
-        secrets = [url, *self.cfg.http_config.secrets()]
-        headers = {"Content-Type": "application/json"}
-        (retry, err), resp = await post(self.client, url, body, headers, secrets)
+        (retry, err), resp = await self.post_json(url, message)
         if err is not None and resp is not None and resp.status_code == 429:
             wait = retry_after(resp.content)
             if wait is not None:
                 err.retry_after = wait
         return retry, err
-
-    async def close(self) -> None:
-        await self.client.aclose()

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from agent.notify.integration import Result, http_client, post
+from agent.notify.integration import HTTPReceiver, Result
 from agent.notify.msteams.config import DEFAULTS, MSTeamsConfig
 from agent.notify.msteamsv2.msteamsv2 import escape as escape_markdown
 from agent.notify.notification import Notification
@@ -52,27 +50,10 @@ def build_message(
     }
 
 
-class MSTeams:
+class MSTeams(HTTPReceiver[MSTeamsConfig]):
     kind = "msteams"
 
-    def __init__(
-        self, receiver: str, index: int, cfg: MSTeamsConfig, templates: TemplateSet | None = None
-    ) -> None:
-        self.name = f"{receiver}/msteams[{index}]"
-        self.receiver = receiver
-        self.send_resolved = cfg.send_resolved
-        self.min_interval = 0.0
-        self.cfg = cfg
-        self.templates = templates or TemplateSet.default()
-        self.client = http_client(cfg.timeout, http_config=cfg.http_config)
-
     async def notify(self, notification: Notification) -> Result:
-        body = orjson.dumps(build_message(notification, self.cfg, self.templates))
-        url = self.cfg.webhook_url.get_secret_value()
-        secrets = [url, *self.cfg.http_config.secrets()]
-        headers = {"Content-Type": "application/json"}
-        result, _ = await post(self.client, url, body, headers, secrets)
+        message = build_message(notification, self.cfg, self.templates)
+        result, _ = await self.post_json(self.cfg.webhook_url.get_secret_value(), message)
         return result
-
-    async def close(self) -> None:
-        await self.client.aclose()

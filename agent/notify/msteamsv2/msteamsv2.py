@@ -21,9 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from agent.notify.integration import Result, http_client, post
+from agent.notify.integration import HTTPReceiver, Result
 from agent.notify.msteamsv2.config import DEFAULTS, MSTeamsV2Config
 from agent.notify.notification import Notification
 from agent.notify.template import TemplateSet
@@ -88,27 +86,10 @@ def build_message(
     }
 
 
-class MSTeamsV2:
+class MSTeamsV2(HTTPReceiver[MSTeamsV2Config]):
     kind = "msteamsv2"
 
-    def __init__(
-        self, receiver: str, index: int, cfg: MSTeamsV2Config, templates: TemplateSet | None = None
-    ) -> None:
-        self.name = f"{receiver}/msteamsv2[{index}]"
-        self.receiver = receiver
-        self.send_resolved = cfg.send_resolved
-        self.min_interval = 0.0
-        self.cfg = cfg
-        self.templates = templates or TemplateSet.default()
-        self.client = http_client(cfg.timeout, http_config=cfg.http_config)
-
     async def notify(self, notification: Notification) -> Result:
-        body = orjson.dumps(build_message(notification, self.cfg, self.templates))
-        url = self.cfg.webhook_url.get_secret_value()
-        secrets = [url, *self.cfg.http_config.secrets()]
-        headers = {"Content-Type": "application/json"}
-        result, _ = await post(self.client, url, body, headers, secrets)
+        message = build_message(notification, self.cfg, self.templates)
+        result, _ = await self.post_json(self.cfg.webhook_url.get_secret_value(), message)
         return result
-
-    async def close(self) -> None:
-        await self.client.aclose()

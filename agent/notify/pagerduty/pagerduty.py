@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from agent.notify.integration import DeliveryError, Result, http_client, post, redact
+from agent.notify.integration import DeliveryError, HTTPReceiver, Result, post, redact
 from agent.notify.notification import Notification
 from agent.notify.pagerduty.config import DEFAULT_DETAILS, DEFAULTS, PagerdutyConfig
 from agent.notify.template import TemplateSet
@@ -155,23 +155,8 @@ def _error_details(body: bytes) -> str:
     return f"{data.get('message', '')}: {','.join(str(e) for e in errors)}"
 
 
-class Pagerduty:
+class Pagerduty(HTTPReceiver[PagerdutyConfig]):
     kind = "pagerduty"
-
-    def __init__(
-        self,
-        receiver: str,
-        index: int,
-        cfg: PagerdutyConfig,
-        templates: TemplateSet | None = None,
-    ) -> None:
-        self.name = f"{receiver}/pagerduty[{index}]"
-        self.receiver = receiver
-        self.send_resolved = cfg.send_resolved
-        self.min_interval = 0.0
-        self.cfg = cfg
-        self.templates = templates or TemplateSet.default()
-        self.client = http_client(cfg.timeout, http_config=cfg.http_config)
 
     def _key(self) -> str:
         secret = self.cfg.routing_key or self.cfg.service_key
@@ -195,6 +180,3 @@ class Pagerduty:
             if detail:
                 err.args = (redact(f"rejected with 400: {detail}", secrets),)
         return retry, err
-
-    async def close(self) -> None:
-        await self.client.aclose()

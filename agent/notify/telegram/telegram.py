@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from agent.notify.integration import DeliveryError, Result, http_client, post, redact
+from agent.notify.integration import DeliveryError, HTTPReceiver, Result, post, redact
 from agent.notify.notification import Notification
 from agent.notify.telegram.config import DEFAULT_MESSAGE, TelegramConfig
 from agent.notify.template import TemplateSet, html_escape
@@ -115,19 +115,8 @@ def _parameters(body: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-class Telegram:
+class Telegram(HTTPReceiver[TelegramConfig]):
     kind = "telegram"
-
-    def __init__(
-        self, receiver: str, index: int, cfg: TelegramConfig, templates: TemplateSet | None = None
-    ) -> None:
-        self.name = f"{receiver}/telegram[{index}]"
-        self.receiver = receiver
-        self.send_resolved = cfg.send_resolved
-        self.min_interval = 0.0
-        self.cfg = cfg
-        self.templates = templates or TemplateSet.default()
-        self.client = http_client(cfg.timeout, http_config=cfg.http_config)
 
     async def notify(self, notification: Notification) -> Result:
         token = self.cfg.bot_token.get_secret_value()
@@ -149,6 +138,3 @@ class Telegram:
             if isinstance(wait, int | float) and wait >= 0:
                 err.retry_after = float(wait)
         return retry, err
-
-    async def close(self) -> None:
-        await self.client.aclose()
