@@ -21,7 +21,7 @@ import pytest
 from agent.alerting.alert import Alert
 from tests.notify_support import alerting, running, wait_for
 from tests.oncall_servers import DiscordServer, PagerDutyServer, TelegramServer
-from tests.realservers import running_alertmanager
+from tests.realservers import running_alertmanager, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -116,15 +116,12 @@ def through_alertmanager(side: StandIns, workdir: Path, starts: float) -> None:
     with running_alertmanager(side.config(), workdir) as url:
         r = httpx.post(f"{url}/api/v2/alerts", json=[alert], timeout=5)
         assert r.status_code == 200, r.text
-        deadline = time.monotonic() + 30
-        while not side.delivered(1) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: side.delivered(1), timeout=30, what="Alertmanager's firing posts")
         r = httpx.post(
             f"{url}/api/v2/alerts", json=[alert | {"endsAt": iso(time.time())}], timeout=5
         )
         assert r.status_code == 200, r.text
-        while not side.delivered(2) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: side.delivered(2), timeout=30, what="Alertmanager's resolved posts")
     assert side.delivered(2), [(s.name, len(s.accepted), s.problems) for s in side.all]
 
 
