@@ -37,6 +37,21 @@ def hooks() -> Iterator[tuple[HookServer, HookServer]]:
     told_firing_only.stop()
 
 
+def write_half_an_hour(log: Path) -> int:
+    """Append the backlog of a downtime: half an hour at 333 lines/s (26 MB, many turns of
+    the event loop to read), info lines only. Returns how many lines."""
+    n = 600_000
+    start = time.time() - 1800
+    with log.open("ab") as f:
+        f.write(
+            b"".join(
+                b'{"ts": %.3f, "level": "info", "msg": "%d"}\n' % (start + i * 0.003, i)
+                for i in range(n)
+            )
+        )
+    return n
+
+
 def write_config(tmp_path: Path, log: Path, port: int, rule: str, hooks: Any) -> Path:
     (tmp_path / "rules.yml").write_text(f"""
 groups:
@@ -165,15 +180,7 @@ def test_not_ready_until_the_backlog_is_caught_up_and_every_line_counted_once(
     config = write_config(tmp_path, log, port, "increase(chatbot_errors_total[5m]) > 100", hooks)
     run_then_kill(config, port, tmp_path, log)
 
-    n = 600_000  # half an hour at 333 lines/s: 26 MB, many turns of the event loop
-    start = time.time() - 1800
-    with log.open("ab") as f:
-        f.write(
-            b"".join(
-                b'{"ts": %.3f, "level": "info", "msg": "%d"}\n' % (start + i * 0.003, i)
-                for i in range(n)
-            )
-        )
+    n = write_half_an_hour(log)
     cw = Chatwatch(config, port, tmp_path).start(wait_ready=False)
     try:
         answers: list[int] = []
@@ -211,15 +218,7 @@ def test_stopped_during_catch_up_then_restart_counts_every_line_once(
     port = free_port()
     config = write_config(tmp_path, log, port, "increase(chatbot_errors_total[5m]) > 100", hooks)
     run_then_kill(config, port, tmp_path, log)
-    n = 600_000
-    start = time.time() - 1800
-    with log.open("ab") as f:
-        f.write(
-            b"".join(
-                b'{"ts": %.3f, "level": "info", "msg": "%d"}\n' % (start + i * 0.003, i)
-                for i in range(n)
-            )
-        )
+    n = write_half_an_hour(log)
 
     cw = Chatwatch(config, port, tmp_path).start(wait_ready=False)
     wait_until(
